@@ -1,0 +1,386 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/seqrelay/seqrelay/eventlog"
+)
+
+// Relay is the delivery engine both runtimes run. Over one Session it reads
+// events after the current position, turns each into a message, publishes
+// them in sequence order with at most MaxInFlight unacknowledged, and folds
+// acknowledgements into a Progress. It detects stalls and poison events. It
+// does not retry: the caller (the Dispatcher's recovery loop, or Temporal's
+// retry policy) begins a new session after a failure.
+type Relay struct {
+	id      string
+	reader  EventReader
+	creator MessageCreator
+	cfg     Config
+	o       options
+
+	// rejected holds events the target refused for what they are: they
+	// meet the poison policy when next read.
+	rejected map[uint64]error
+}
+
+// NewRelay returns a Relay that publishes the events of reader as dispatcher
+// id. cfg must be valid; zero fields take defaults.
+func NewRelay(id string, reader EventReader, creator MessageCreator, cfg Config, opts ...Option) (*Relay, error) {
+	if err := eventlog.ValidateReaderID(id); err != nil {
+		return nil, fmt.Errorf("dispatcher ID: %w", err)
+	}
+	switch {
+	case reader == nil:
+		return nil, fmt.Errorf("%w: the event reader (watcher) is nil", ErrNilDependency)
+	case creator == nil:
+		return nil, fmt.Errorf("%w: the message creator is nil", ErrNilDependency)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return &Relay{id: id, reader: reader, creator: creator, cfg: cfg.WithDefaults(), o: o, rejected: map[uint64]error{}}, nil
+}
+
+// Deliver begins a session on pub and runs it (see Run). When the target
+// refuses an event for what it is (ErrRejected), Deliver rewinds and begins
+// a new session at once, in which that event meets the poison policy. Any
+// other failure is returned, with p rewound to the last acknowledged event:
+// retrying, with backoff, is the caller's job. A Relay is used by one
+// goroutine at a time.
+func (r *Relay) Deliver(ctx context.Context, pub Publisher, p *Progress, stop <-chan struct{}, ro RunOptions) error {
+	for {
+		err := r.deliverOnce(ctx, pub, p, stop, ro)
+		var perr *PublishError
+		if errors.As(err, &perr) && errors.Is(perr, ErrRejected) && perr.Seq > p.State().LastAckedSeqNum {
+			r.rejected[perr.Seq] = perr.Err
+			p.rewind()
+			continue
+		}
+		if err != nil {
+			p.rewind()
+		}
+		return err
+	}
+}
+
+func (r *Relay) deliverOnce(ctx context.Context, pub Publisher, p *Progress, stop <-chan struct{}, ro RunOptions) error {
+	bctx, cancel := context.WithTimeout(ctx, r.cfg.SeekTimeout)
+	go func() { // stop need not wait for a slow Begin
+		select {
+		case <-stop:
+			cancel()
+		case <-bctx.Done():
+		}
+	}()
+	sess, err := pub.Begin(bctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		return opError("begin", err)
+	}
+	defer sess.Close()
+	return r.Run(ctx, sess, p, stop, ro)
+}
+
+// RunOptions bound one Run. The zero value runs until stopped.
+type RunOptions struct {
+	// MaxEvents stops reading after this many events (0: no limit).
+	MaxEvents int
+	// MaxDuration stops reading after this long (0: no limit).
+	MaxDuration time.Duration
+	// IdleReturn returns once the log had no new event for this long and
+	// nothing is pending (0: wait for events until stopped).
+	IdleReturn time.Duration
+	// Heartbeat, when set, is called at every stall check that finds none,
+	// with the current State: proof of life for a supervisor.
+	Heartbeat func(State)
+}
+
+// Run delivers events over sess, resuming after p's position reconciled
+// with what the target already holds (sess.Tail). It stops reading when ctx
+// is done (returning ctx's error), when stop is closed or a RunOptions limit
+// is reached (returning nil once every sent event is acknowledged), or on a
+// failure, which it returns: a *PublishError, ErrStalled, a *PoisonError
+// under PoisonStop, or a read error. p is updated as acks arrive.
+func (r *Relay) Run(ctx context.Context, sess Session, p *Progress, stop <-chan struct{}, ro RunOptions) error {
+	if err := r.reconcile(sess.Tail(), p); err != nil {
+		return err
+	}
+	run := &run{
+		Relay:    r,
+		ctx:      ctx,
+		sess:     sess,
+		p:        p,
+		acks:     sess.Acks(),
+		inflight: newRing(r.o.maxInFlight),
+		after:    p.State().LastObservedSeqNum,
+		stop:     stop,
+		ro:       ro,
+		started:  time.Now(),
+	}
+	return run.loop()
+}
+
+// reconcile moves p past what the target already holds.
+func (r *Relay) reconcile(tail Tail, p *Progress) error {
+	if !tail.Known {
+		return nil
+	}
+	if tail.MsgID != "" {
+		if owner, _, ok := ParseMsgID(tail.MsgID); !ok || owner != r.id {
+			return fmt.Errorf("%w: its newest message has Nats-Msg-Id %q, not one of dispatcher %q: give each dispatcher a stream of its own", ErrForeignTarget, tail.MsgID, r.id)
+		}
+	}
+	before := p.State()
+	if tail.Seq < before.LastCheckpoint {
+		r.o.logger.Warn("target holds less than the checkpoint says was delivered; events up to the checkpoint are not sent again",
+			"dispatcher", r.id, "target_last_seq", tail.Seq, "checkpoint", before.LastCheckpoint)
+	}
+	p.reconcile(tail.Seq)
+	if tail.Seq > before.LastObservedSeqNum {
+		r.o.logger.Info("target is ahead of the checkpoint: resuming after its newest event",
+			"dispatcher", r.id, "target_last_seq", tail.Seq, "position", before.LastObservedSeqNum)
+	}
+	return nil
+}
+
+type run struct {
+	*Relay
+	ctx      context.Context
+	sess     Session
+	p        *Progress
+	acks     <-chan Ack
+	inflight *ring
+	batch    []eventlog.Event
+	after    uint64 // last event observed
+	observed int
+	stop     <-chan struct{}
+	stopping bool
+	ro       RunOptions
+	started  time.Time
+	idle     time.Time // when the log was last found empty, zero if not
+}
+
+func (u *run) loop() error {
+	stall := time.NewTicker(u.cfg.StallCheckInterval)
+	defer stall.Stop()
+	poll := time.NewTimer(u.cfg.ProcessInterval)
+	defer poll.Stop()
+
+	for {
+		if err := u.drainAcks(); err != nil {
+			return err
+		}
+		if !u.stopping && u.limitReached() {
+			u.stopping = true
+		}
+		var wake <-chan struct{}
+		switch {
+		case u.stopping:
+			if u.inflight.len() == 0 {
+				return nil
+			}
+		case u.inflight.full():
+			// Back-pressure: wait for an ack below.
+		case len(u.batch) > 0:
+			if err := u.publishNext(); err != nil {
+				return err
+			}
+			continue
+		default:
+			wake = u.reader.Appended()
+			n, err := u.refill()
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			if u.ro.IdleReturn > 0 && u.inflight.len() == 0 && time.Since(u.idle) >= u.ro.IdleReturn {
+				return nil
+			}
+			poll.Reset(u.cfg.ProcessInterval)
+		}
+		select {
+		case a := <-u.acks:
+			if err := u.onAck(a); err != nil {
+				return err
+			}
+		case <-wake:
+		case <-poll.C:
+		case <-stall.C:
+			if err := u.checkStall(); err != nil {
+				return err
+			}
+		case <-u.stop:
+			u.stopping, u.stop = true, nil
+		case <-u.ctx.Done():
+			return u.ctx.Err()
+		}
+	}
+}
+
+func (u *run) limitReached() bool {
+	if u.ro.MaxEvents > 0 && u.observed >= u.ro.MaxEvents {
+		return true
+	}
+	return u.ro.MaxDuration > 0 && time.Since(u.started) >= u.ro.MaxDuration
+}
+
+// refill reads the next batch. It also notices stop and ctx, which a busy
+// loop would otherwise check only when the window is full.
+func (u *run) refill() (int, error) {
+	select {
+	case <-u.stop:
+		u.stopping, u.stop = true, nil
+		return 0, nil
+	case <-u.ctx.Done():
+		return 0, u.ctx.Err()
+	default:
+	}
+	limit := u.o.batchSize
+	if u.ro.MaxEvents > 0 {
+		limit = min(limit, u.ro.MaxEvents-u.observed)
+	}
+	ctx, cancel := context.WithTimeout(u.ctx, u.cfg.SeekTimeout)
+	defer cancel()
+	evs, err := u.reader.Read(ctx, u.after, limit)
+	if err != nil {
+		if u.ctx.Err() != nil {
+			return 0, u.ctx.Err()
+		}
+		return 0, opError("read", fmt.Errorf("events after %d: %w", u.after, err))
+	}
+	u.batch = evs
+	if len(evs) == 0 {
+		if u.idle.IsZero() {
+			u.idle = time.Now()
+		}
+	} else {
+		u.idle = time.Time{}
+	}
+	return len(evs), nil
+}
+
+func (u *run) publishNext() error {
+	e := u.batch[0]
+	u.batch[0] = eventlog.Event{} // let the payload go once sent
+	u.batch = u.batch[1:]
+	if e.Seq <= u.after {
+		return opError("read", fmt.Errorf("event log returned event %d after %d: sequence numbers must increase", e.Seq, u.after))
+	}
+	msg, err := u.creator.CreateMessage(e)
+	if rerr, ok := u.rejected[e.Seq]; ok {
+		delete(u.rejected, e.Seq)
+		msg, err = nil, rerr
+	}
+	if err == nil && msg == nil {
+		u.after = e.Seq
+		u.observed++
+		u.p.observe(e.Seq, false)
+		return nil
+	}
+	if err == nil {
+		stamp(msg, u.id, e)
+		err = u.sess.Publish(e.Seq, msg)
+		if err != nil && !errors.Is(err, nats.ErrMaxPayload) {
+			return opError("publish", &PublishError{Seq: e.Seq, Err: err})
+		}
+	}
+	if err != nil {
+		if err := u.poison(e, err); err != nil {
+			return err
+		}
+	}
+	u.inflight.push(e.Seq, time.Now())
+	u.after = e.Seq
+	u.observed++
+	u.p.observe(e.Seq, true)
+	return nil
+}
+
+// poison applies the poison policy to e, which failed with cause. Under
+// PoisonDeadLetter it publishes the dead letter in e's place.
+func (u *run) poison(e eventlog.Event, cause error) error {
+	perr := &PoisonError{Seq: e.Seq, Type: e.Type, Err: cause}
+	if u.o.poison != PoisonDeadLetter {
+		return opError("publish", perr)
+	}
+	dl := u.o.deadLetterMessage(e, cause)
+	u.o.logger.Error("dead-lettering poison event", "dispatcher", u.id, "seq", e.Seq, "type", e.Type, "error", cause, "subject", dl.subject)
+	for _, withPayload := range []bool{true, false} {
+		msg := dl.message(withPayload)
+		stamp(msg, u.id, e)
+		err := u.sess.Publish(e.Seq, msg)
+		if err == nil {
+			u.p.deadLettered()
+			return nil
+		}
+		if !errors.Is(err, nats.ErrMaxPayload) {
+			return opError("publish", &PublishError{Seq: e.Seq, Err: fmt.Errorf("dead letter: %w", err)})
+		}
+	}
+	return opError("publish", perr)
+}
+
+func (u *run) drainAcks() error {
+	for {
+		select {
+		case a := <-u.acks:
+			if err := u.onAck(a); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+func (u *run) onAck(a Ack) error {
+	if a.Err != nil {
+		if a.Seq == 0 {
+			return opError("publish", a.Err)
+		}
+		return opError("publish", &PublishError{Seq: a.Seq, Err: a.Err})
+	}
+	head, _, ok := u.inflight.front()
+	if !ok || head != a.Seq {
+		return opError("publish", fmt.Errorf("%w: got the ack of event %d while waiting for %d", ErrOutOfOrder, a.Seq, head))
+	}
+	u.inflight.pop()
+	u.p.ack(a)
+	return nil
+}
+
+func (u *run) checkStall() error {
+	if seq, sent, ok := u.inflight.front(); ok {
+		if age := time.Since(sent); age >= u.cfg.StallTimeout {
+			return opError("publish", fmt.Errorf("%w: event %d unacknowledged for %s (StallTimeout %s)",
+				ErrStalled, seq, age.Round(time.Millisecond), u.cfg.StallTimeout))
+		}
+	}
+	if u.ro.Heartbeat != nil {
+		u.ro.Heartbeat(u.p.State())
+	}
+	return nil
+}
