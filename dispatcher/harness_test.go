@@ -120,6 +120,21 @@ func (f *fixture) append(n int) []uint64 {
 	return seqs
 }
 
+func (f *fixture) js() jetstream.JetStream {
+	js, err := jetstream.New(f.nc)
+	require.NoError(f.t, err)
+	return js
+}
+
+// streamMsgs counts the messages in the stream, whoever wrote them.
+func (f *fixture) streamMsgs() uint64 {
+	str, err := f.js().Stream(ctx(f.t), stream)
+	require.NoError(f.t, err)
+	info, err := str.Info(ctx(f.t))
+	require.NoError(f.t, err)
+	return info.State.Msgs
+}
+
 func (f *fixture) stream() []natstest.Message {
 	return natstest.ReadStream(f.t, f.nc, stream)
 }

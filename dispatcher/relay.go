@@ -26,7 +26,14 @@ type Relay struct {
 
 	// rejected holds events the target refused for what they are: they
 	// meet the poison policy when next read.
-	rejected map[uint64]error
+	rejected map[uint64]*rejection
+}
+
+// rejection is an event the target refused, and how often: first as itself,
+// then as a dead letter with its payload, then without.
+type rejection struct {
+	cause error
+	times int
 }
 
 // NewRelay returns a Relay that publishes the events of reader as dispatcher
@@ -51,7 +58,7 @@ func NewRelay(id string, reader EventReader, creator MessageCreator, cfg Config,
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	return &Relay{id: id, reader: reader, creator: creator, cfg: cfg.WithDefaults(), o: o, rejected: map[uint64]error{}}, nil
+	return &Relay{id: id, reader: reader, creator: creator, cfg: cfg.WithDefaults(), o: o, rejected: map[uint64]*rejection{}}, nil
 }
 
 // Deliver begins a session on pub and runs it (see Run). When the target
@@ -65,7 +72,12 @@ func (r *Relay) Deliver(ctx context.Context, pub Publisher, p *Progress, stop <-
 		err := r.deliverOnce(ctx, pub, p, stop, ro)
 		var perr *PublishError
 		if errors.As(err, &perr) && errors.Is(perr, ErrRejected) && perr.Seq > p.State().LastAckedSeqNum {
-			r.rejected[perr.Seq] = perr.Err
+			rej := r.rejected[perr.Seq]
+			if rej == nil {
+				rej = &rejection{cause: perr.Err}
+				r.rejected[perr.Seq] = rej
+			}
+			rej.times++
 			p.rewind()
 			continue
 		}
@@ -176,6 +188,7 @@ type run struct {
 	observed int
 	stop     <-chan struct{}
 	stopping bool
+	halt     error // returned once drained, when stopping for a poison event
 	ro       RunOptions
 	started  time.Time
 	idle     time.Time // when the log was last found empty, zero if not
@@ -198,12 +211,12 @@ func (u *run) loop() error {
 		switch {
 		case u.stopping:
 			if u.inflight.len() == 0 {
-				return nil
+				return u.halt
 			}
 		case u.inflight.full():
 			// Back-pressure: wait for an ack below.
 		case len(u.batch) > 0:
-			if err := u.publishNext(); err != nil {
+			if err := u.publishNext(); err != nil && err != errHalting {
 				return err
 			}
 			continue
@@ -290,9 +303,9 @@ func (u *run) publishNext() error {
 		return opError("read", fmt.Errorf("event log returned event %d after %d: sequence numbers must increase", e.Seq, u.after))
 	}
 	msg, err := u.creator.CreateMessage(e)
-	if rerr, ok := u.rejected[e.Seq]; ok {
-		delete(u.rejected, e.Seq)
-		msg, err = nil, rerr
+	rej := u.rejected[e.Seq]
+	if rej != nil {
+		msg, err = nil, rej.cause
 	}
 	if err == nil && msg == nil {
 		u.after = e.Seq
@@ -308,7 +321,7 @@ func (u *run) publishNext() error {
 		}
 	}
 	if err != nil {
-		if err := u.poison(e, err); err != nil {
+		if err := u.poison(e, err, rej); err != nil {
 			return err
 		}
 	}
@@ -320,15 +333,23 @@ func (u *run) publishNext() error {
 }
 
 // poison applies the poison policy to e, which failed with cause. Under
-// PoisonDeadLetter it publishes the dead letter in e's place.
-func (u *run) poison(e eventlog.Event, cause error) error {
+// PoisonDeadLetter it publishes the dead letter in e's place: with the
+// payload, or without it when that was too large (synchronously, or as
+// rej, an earlier rejection, says). Under PoisonStop, or when even the dead
+// letter is refused, it stops reading, lets the messages in flight be
+// acknowledged, and then fails with a *PoisonError.
+func (u *run) poison(e eventlog.Event, cause error, rej *rejection) error {
 	perr := &PoisonError{Seq: e.Seq, Type: e.Type, Err: cause}
-	if u.o.poison != PoisonDeadLetter {
-		return opError("publish", perr)
+	payloads := []bool{true, false}
+	if rej != nil {
+		payloads = payloads[min(rej.times-1, 2):]
+	}
+	if u.o.poison != PoisonDeadLetter || len(payloads) == 0 {
+		return u.haltAfterDrain(perr)
 	}
 	dl := u.o.deadLetterMessage(e, cause)
 	u.o.logger.Error("dead-lettering poison event", "dispatcher", u.id, "seq", e.Seq, "type", e.Type, "error", cause, "subject", dl.subject)
-	for _, withPayload := range []bool{true, false} {
+	for _, withPayload := range payloads {
 		msg := dl.message(withPayload)
 		stamp(msg, u.id, e)
 		err := u.sess.Publish(e.Seq, msg)
@@ -340,8 +361,19 @@ func (u *run) poison(e eventlog.Event, cause error) error {
 			return opError("publish", &PublishError{Seq: e.Seq, Err: fmt.Errorf("dead letter: %w", err)})
 		}
 	}
-	return opError("publish", perr)
+	return u.haltAfterDrain(perr)
 }
+
+// haltAfterDrain stops reading; the loop returns err once every message in
+// flight is acknowledged, so that the checkpoint reaches the event before.
+func (u *run) haltAfterDrain(err *PoisonError) error {
+	u.stopping, u.halt = true, opError("publish", err)
+	u.batch = nil
+	return errHalting
+}
+
+// errHalting tells publishNext's caller that the run is draining to a halt.
+var errHalting = errors.New("halting")
 
 func (u *run) drainAcks() error {
 	for {
@@ -369,6 +401,9 @@ func (u *run) onAck(a Ack) error {
 	}
 	u.inflight.pop()
 	u.p.ack(a)
+	if len(u.rejected) > 0 {
+		delete(u.rejected, a.Seq)
+	}
 	return nil
 }
 
