@@ -55,16 +55,19 @@ func (p *Progress) ack(a Ack) {
 	if a.Duplicate {
 		p.s.Duplicates++
 	}
-	if p.s.Recovering || p.s.ConsecutiveFailures > 0 {
-		p.s.Recovering = false
-		p.s.ConsecutiveFailures = 0
-	}
+	p.s.ConsecutiveFailures = 0
 	p.mu.Unlock()
 }
 
-func (p *Progress) reconcile(tail uint64) {
+// began records a session that began: the target is reachable again.
+// Recovery ends; the backoff resets only with progress (ack or reconcile).
+func (p *Progress) began(tail uint64) {
 	p.mu.Lock()
+	if tail > p.t.S.LastAckedSeqNum {
+		p.s.ConsecutiveFailures = 0
+	}
 	p.t.Reconcile(tail)
+	p.s.Recovering = false
 	p.mu.Unlock()
 }
 

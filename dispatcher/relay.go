@@ -156,6 +156,7 @@ func (r *Relay) Run(ctx context.Context, sess Session, p *Progress, stop <-chan 
 // reconcile moves p past what the target already holds.
 func (r *Relay) reconcile(tail Tail, p *Progress) error {
 	if !tail.Known {
+		p.began(0)
 		return nil
 	}
 	if tail.MsgID != "" {
@@ -168,7 +169,7 @@ func (r *Relay) reconcile(tail Tail, p *Progress) error {
 		r.o.logger.Warn("target holds less than the checkpoint says was delivered; events up to the checkpoint are not sent again",
 			"dispatcher", r.id, "target_last_seq", tail.Seq, "checkpoint", before.LastCheckpoint)
 	}
-	p.reconcile(tail.Seq)
+	p.began(tail.Seq)
 	if tail.Seq > before.LastObservedSeqNum {
 		r.o.logger.Info("target is ahead of the checkpoint: resuming after its newest event",
 			"dispatcher", r.id, "target_last_seq", tail.Seq, "position", before.LastObservedSeqNum)

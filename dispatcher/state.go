@@ -115,7 +115,8 @@ type Status struct {
 	Duplicates uint64
 	// DeadLettered counts poison events published to the dead-letter subject.
 	DeadLettered uint64
-	// Recovering is true between a failure and the next successful publish.
+	// Recovering is true between a failure and the next session that
+	// reaches the target.
 	Recovering bool
 	// Failures counts failed attempts since start; ConsecutiveFailures those
 	// since the last progress.
