@@ -196,10 +196,17 @@ type run struct {
 }
 
 func (u *run) loop() error {
+	rctx, cancel := context.WithCancel(u.ctx)
+	batches := make(chan readResult, 2)
+	readerDone := make(chan struct{})
+	go u.readAhead(rctx, u.after, batches, readerDone)
+	defer func() {
+		cancel()
+		<-readerDone
+	}()
+
 	stall := time.NewTicker(u.cfg.StallCheckInterval)
 	defer stall.Stop()
-	poll := time.NewTimer(u.cfg.ProcessInterval)
-	defer poll.Stop()
 
 	for {
 		if err := u.drainAcks(); err != nil {
@@ -208,7 +215,7 @@ func (u *run) loop() error {
 		if !u.stopping && u.limitReached() {
 			u.stopping = true
 		}
-		var wake <-chan struct{}
+		var next <-chan readResult
 		switch {
 		case u.stopping:
 			if u.inflight.len() == 0 {
@@ -222,26 +229,21 @@ func (u *run) loop() error {
 			}
 			continue
 		default:
-			wake = u.reader.Appended()
-			n, err := u.refill()
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				continue
-			}
-			if u.ro.IdleReturn > 0 && u.inflight.len() == 0 && time.Since(u.idle) >= u.ro.IdleReturn {
+			if u.ro.IdleReturn > 0 && u.inflight.len() == 0 && !u.idle.IsZero() && time.Since(u.idle) >= u.ro.IdleReturn {
 				return nil
 			}
-			poll.Reset(u.cfg.ProcessInterval)
+			next = batches
 		}
 		select {
+		case b := <-next:
+			if b.err != nil {
+				return b.err
+			}
+			u.take(b.events)
 		case a := <-u.acks:
 			if err := u.onAck(a); err != nil {
 				return err
 			}
-		case <-wake:
-		case <-poll.C:
 		case <-stall.C:
 			if err := u.checkStall(); err != nil {
 				return err
@@ -261,39 +263,71 @@ func (u *run) limitReached() bool {
 	return u.ro.MaxDuration > 0 && time.Since(u.started) >= u.ro.MaxDuration
 }
 
-// refill reads the next batch. It also notices stop and ctx, which a busy
-// loop would otherwise check only when the window is full.
-func (u *run) refill() (int, error) {
-	select {
-	case <-u.stop:
-		u.stopping, u.stop = true, nil
-		return 0, nil
-	case <-u.ctx.Done():
-		return 0, u.ctx.Err()
-	default:
-	}
-	limit := u.o.batchSize
-	if u.ro.MaxEvents > 0 {
-		limit = min(limit, u.ro.MaxEvents-u.observed)
-	}
-	ctx, cancel := context.WithTimeout(u.ctx, u.cfg.SeekTimeout)
-	defer cancel()
-	evs, err := u.reader.Read(ctx, u.after, limit)
-	if err != nil {
-		if u.ctx.Err() != nil {
-			return 0, u.ctx.Err()
-		}
-		return 0, opError("read", fmt.Errorf("events after %d: %w", u.after, err))
-	}
-	u.batch = evs
-	if len(evs) == 0 {
+// take makes events the current batch; none means the log had no more.
+func (u *run) take(events []eventlog.Event) {
+	if len(events) == 0 {
 		if u.idle.IsZero() {
 			u.idle = time.Now()
 		}
-	} else {
-		u.idle = time.Time{}
+		return
 	}
-	return len(evs), nil
+	u.idle = time.Time{}
+	if u.ro.MaxEvents > 0 {
+		events = events[:min(len(events), u.ro.MaxEvents-u.observed)]
+	}
+	u.batch = events
+}
+
+// readResult is one read of the log: events, none (the log is idle), or an error.
+type readResult struct {
+	events []eventlog.Event
+	err    error
+}
+
+// readAhead reads the log from after on, a batch ahead of publishing, so
+// that reading and publishing overlap. When the log has nothing new it
+// sends an empty result and waits for an append, or ProcessInterval.
+func (u *run) readAhead(ctx context.Context, after uint64, out chan<- readResult, done chan<- struct{}) {
+	defer close(done)
+	poll := time.NewTimer(u.cfg.ProcessInterval)
+	defer poll.Stop()
+	send := func(r readResult) bool {
+		select {
+		case out <- r:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		wake := u.reader.Appended()
+		rctx, cancel := context.WithTimeout(ctx, u.cfg.SeekTimeout)
+		evs, err := u.reader.Read(rctx, after, u.o.batchSize)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				send(readResult{err: opError("read", fmt.Errorf("events after %d: %w", after, err))})
+			}
+			return
+		}
+		n := len(evs)
+		if n > 0 {
+			after = evs[n-1].Seq // before sending: the batch is the publisher's then
+		}
+		if !send(readResult{events: evs}) {
+			return
+		}
+		if n > 0 {
+			continue
+		}
+		poll.Reset(u.cfg.ProcessInterval)
+		select {
+		case <-wake:
+		case <-poll.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (u *run) publishNext() error {
