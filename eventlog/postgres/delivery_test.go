@@ -270,6 +270,9 @@ func appendThroughFailures(t *testing.T, l *postgres.Log, n int, done <-chan str
 				maybe[string(e.Payload)] = true
 			}
 		}
+		if err != nil {
+			time.Sleep(10 * time.Millisecond) // gentler on a server that is down; not a wait for a condition
+		}
 	}
 }
 

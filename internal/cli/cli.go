@@ -31,6 +31,7 @@ func commands() []command {
 		{"run", "deliver events from the event log to NATS until interrupted (the main job)", runCmd},
 		{"append", "append events to the event log (JSON lines on stdin, or one from flags)", appendCmd},
 		{"demo", "append events, deliver them to an embedded NATS, read them back and verify", demoCmd},
+		{"prune", "delete the events every dispatcher has delivered (at or below the lowest checkpoint)", pruneCmd},
 	}
 }
 

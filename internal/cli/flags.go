@@ -15,6 +15,7 @@ import (
 
 	"github.com/seqrelay/seqrelay/dispatcher"
 	"github.com/seqrelay/seqrelay/eventlog"
+	"github.com/seqrelay/seqrelay/eventlog/postgres"
 	"github.com/seqrelay/seqrelay/eventlog/sqlite"
 	"github.com/seqrelay/seqrelay/internal/natsrv"
 	"github.com/seqrelay/seqrelay/publish"
@@ -40,29 +41,44 @@ func defaultDataDir() string {
 
 // storeFlags select the event log.
 type storeFlags struct {
-	store string
-	data  string
+	store   string
+	data    string
+	migrate bool
 }
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	s := &storeFlags{}
-	fs.StringVar(&s.store, "store", "", "event log: an SQLite file path (default <data>/events.db)")
+	fs.StringVar(&s.store, "store", "", "event log: an SQLite file path (default <data>/events.db), or a PostgreSQL URL postgres://user:password@host:5432/db (schema: its search_path parameter, default public)")
 	fs.StringVar(&s.data, "data", defaultDataDir(), "data directory for the default store and the embedded NATS (env SEQRELAY_DATA)")
+	fs.BoolVar(&s.migrate, "migrate", false, "create or upgrade the tables of a PostgreSQL store (an SQLite file: create it when missing)")
 	return s
 }
 
 // open opens the event log. The default store, and any store when create
-// is true, is created when missing; a named store must exist otherwise.
+// is true, is created when missing; a named store must exist otherwise. A
+// postgres:// URL opens PostgreSQL, whose tables only --migrate creates. The
+// string returned names the store, without a password.
 func (s *storeFlags) open(ctx context.Context, create bool) (eventlog.Log, string, error) {
 	path := s.store
 	if path == "" {
 		path, create = filepath.Join(s.data, "events.db"), true
 	}
+	if strings.HasPrefix(path, "postgres://") || strings.HasPrefix(path, "postgresql://") {
+		var opts []postgres.Option
+		if s.migrate {
+			opts = append(opts, postgres.WithMigrate())
+		}
+		l, err := postgres.Open(ctx, path, opts...)
+		if err != nil {
+			return nil, postgres.Redact(path), err
+		}
+		return l, l.String(), nil
+	}
 	if strings.Contains(path, "://") {
-		return nil, path, usagef("--store %q: only SQLite file paths are supported by this build", path)
+		return nil, redactURL(path), usagef("--store %q: only SQLite file paths and postgres:// URLs are supported", redactURL(path))
 	}
 	var opts []sqlite.Option
-	if create {
+	if create || s.migrate {
 		opts = append(opts, sqlite.WithCreate())
 	}
 	l, err := sqlite.Open(ctx, path, opts...)
