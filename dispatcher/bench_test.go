@@ -16,6 +16,8 @@ import (
 
 	"github.com/seqrelay/seqrelay/dispatcher"
 	"github.com/seqrelay/seqrelay/eventlog"
+	"github.com/seqrelay/seqrelay/eventlog/postgres"
+	"github.com/seqrelay/seqrelay/eventlog/postgres/pgtest"
 	"github.com/seqrelay/seqrelay/eventlog/sqlite"
 	"github.com/seqrelay/seqrelay/internal/natstest"
 	"github.com/seqrelay/seqrelay/publish"
@@ -65,7 +67,8 @@ func BenchmarkDelivery(b *testing.B) {
 		rates["raw"] = report(b)
 	})
 
-	for _, store := range []string{"sqlite", "memory"} {
+	stores := []string{"sqlite", "postgres", "memory"}
+	for _, store := range stores {
 		b.Run("runtime=dispatcher-"+store, func(b *testing.B) {
 			freshStream(b, js)
 			log := filledLog(b, store, b.N, payload)
@@ -84,7 +87,7 @@ func BenchmarkDelivery(b *testing.B) {
 		})
 	}
 	if raw := rates["raw"]; raw > 0 {
-		for _, store := range []string{"sqlite", "memory"} {
+		for _, store := range stores {
 			if r, ok := rates["dispatcher-"+store]; ok {
 				fmt.Printf("ratio dispatcher-%s/raw: %.2f (%.0f vs %.0f events/s)\n", store, r/raw, r, raw)
 			}
@@ -108,8 +111,14 @@ func freshStream(b *testing.B, js jetstream.JetStream) {
 func filledLog(b *testing.B, store string, n int, payload []byte) eventlog.Log {
 	ctx := context.Background()
 	var log eventlog.Log = eventlog.NewMemory()
-	if store == "sqlite" {
+	switch store {
+	case "sqlite":
 		l, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "events.db"), sqlite.WithCreate())
+		require.NoError(b, err)
+		log = l
+	case "postgres": // skipped unless SEQRELAY_TEST_POSTGRES_URL is set
+		url := pgtest.URL(b)
+		l, err := postgres.Open(ctx, url, postgres.WithSchema(pgtest.Schema(b, url)), postgres.WithMigrate())
 		require.NoError(b, err)
 		log = l
 	}

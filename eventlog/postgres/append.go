@@ -148,7 +148,7 @@ func (l *Log) Append(ctx context.Context, events ...eventlog.Event) ([]uint64, e
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("append: commit: %w", err)
 	}
-	l.notify.Notify()
+	defer l.notify.Notify() // once numbered, when this Append numbers them
 	if !locked {
 		if err := l.sequenceAll(ctx); err != nil {
 			return nil, fmt.Errorf("append: committed, but numbering failed (the events will be numbered by the next read): %w", err)
@@ -196,8 +196,10 @@ func (l *Log) sequenceIn(ctx context.Context, tx pgx.Tx, own []int64, seqs map[i
 	if err := tx.QueryRow(ctx, l.q.sequence, sequenceChunk, own).Scan(&n, &ids, &given); err != nil {
 		return 0, fmt.Errorf("number events: %w", err)
 	}
-	for i, id := range ids {
-		seqs[id] = given[i]
+	if seqs != nil {
+		for i, id := range ids {
+			seqs[id] = given[i]
+		}
 	}
 	return n, nil
 }
@@ -222,6 +224,13 @@ func (l *Log) sequence(ctx context.Context) (int64, error) {
 
 // sequenceAll runs the sequencer until no committed row waits.
 func (l *Log) sequenceAll(ctx context.Context) error {
+	var pending bool
+	if err := l.pool.QueryRow(ctx, l.q.pending).Scan(&pending); err != nil {
+		return fmt.Errorf("sequencer: %w", err)
+	}
+	if !pending {
+		return nil
+	}
 	for {
 		n, err := l.sequence(ctx)
 		if err != nil || n < sequenceChunk {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -347,4 +348,18 @@ func TestServerRestart(t *testing.T) {
 	waitAcked(t, disp, more[0])
 	ok["post-0"] = true
 	assertDeliveredOnce(t, l, r, disp, ok, maybe, 2000)
+}
+
+// TestPollingWithoutTheTrigger: with the NOTIFY trigger disabled (as the
+// package doc suggests for many concurrent writers), dispatchers still find
+// events by polling.
+func TestPollingWithoutTheTrigger(t *testing.T) {
+	d := newDB(t)
+	l := d.open()
+	d.admin(`ALTER TABLE ` + pgx.Identifier{d.schema, "seqrelay_events"}.Sanitize() + ` DISABLE TRIGGER seqrelay_events_notify`)
+	r := newRelay(t)
+	disp := r.dispatcher(l, "orders", testConfig())
+	require.NoError(t, pgxTx(ctx(t), d.pool(), l, true, []eventlog.Event{{Type: "t", Payload: []byte("polled")}}))
+	waitAcked(t, disp, 1)
+	assert.Equal(t, "polled", string(r.messages()[0].Data))
 }

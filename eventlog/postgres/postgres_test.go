@@ -261,6 +261,7 @@ func TestWritersInOtherLanguages(t *testing.T) {
 		`INSERT INTO seqrelay_events (type) VALUES (repeat('x', 257))`,
 		`INSERT INTO seqrelay_events (type, metadata) VALUES ('t', '{"n": 1}')`,
 		`INSERT INTO seqrelay_events (type, metadata) VALUES ('t', '["a"]')`,
+		`INSERT INTO seqrelay_events (type, metadata) VALUES ('t', '{"": "v"}')`,
 		`INSERT INTO seqrelay_events (id, type) VALUES (1, 't')`,
 	} {
 		_, err := pool.Exec(ctx(t), bad)

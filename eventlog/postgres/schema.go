@@ -89,7 +89,7 @@ func migrations(schema string) [][]string {
 				seq        bigint UNIQUE CHECK (seq > 0),
 				type       text   NOT NULL CHECK (type <> '' AND octet_length(type) <= 256),
 				payload    bytea  NOT NULL DEFAULT '\x',
-				metadata   jsonb  CHECK (metadata IS NULL OR (jsonb_typeof(metadata) = 'object'
+				metadata   jsonb  CHECK (metadata IS NULL OR (jsonb_typeof(metadata) = 'object' AND NOT metadata ? ''
 				               AND NOT jsonb_path_exists(metadata, '$.* ? (@.type() != "string")'))),
 				created_at timestamptz NOT NULL DEFAULT now())`,
 			`CREATE INDEX seqrelay_events_unsequenced ON ` + ev + ` (id) WHERE seq IS NULL`,
