@@ -235,7 +235,7 @@ func TestConnectionsKilledDuringDelivery(t *testing.T) {
 	}()
 	ok, maybe := appendThroughFailures(t, writer, 500, killed)
 	t.Logf("%d kills terminated %d connections; %d appends succeeded, %d failed", kills, terminated, len(ok), len(maybe))
-	require.Greater(t, terminated, kills/2)
+	require.Greater(t, terminated, 10, "connections were killed during delivery")
 
 	assertDeliveredOnce(t, l, r, disp, ok, maybe, 3000)
 }

@@ -37,7 +37,10 @@
 // business transaction, giving type, payload and (optionally) metadata only:
 //
 //	INSERT INTO seqrelay_events (type, payload, metadata)
-//	VALUES ('order.created', '{"id": 1}', '{"tenant": "a"}');
+//	VALUES ('order.created', convert_to('{"id": 1}', 'UTF8'), '{"tenant": "a"}');
+//
+// (payload is bytes: pass your driver's byte array, or convert_to text as
+// above; a bare string literal would be read as bytea escape syntax.)
 //
 // Never set seq or id: the sequencer assigns seq, and the trigger wakes the
 // dispatchers. Check constraints refuse an empty or oversized type and
@@ -82,10 +85,15 @@
 // transaction instead of queueing for the lock with their commits.
 //
 // The sequencer updates the row it numbers rather than inserting into a
-// narrow (seq, id) side table: measured here, reading by seq from the wide
-// row was about three times faster than the join through a side table, while
-// numbering cost the same; the price is one dead row version per event, for
-// autovacuum to reclaim.
+// narrow (seq, id) side table fed by a queue of unnumbered ids. Measured
+// here (100,000 events of 256 bytes): reading by seq from the wide row ran
+// at 0.9 to 1.2 million events/s, the join through a side table at 0.35 to
+// 0.4 million; numbering ran at 130,000 to 155,000 events/s against 145,000
+// to 220,000; concurrent write, number and read end to end was the same
+// within noise (32,000 to 46,000 events/s). Reading is the dispatcher's hot
+// path and one table is simpler for writers in other languages, so the row
+// is updated; the price is one dead row version per event (the table is
+// about 1.5 times larger until autovacuum reclaims it).
 //
 // # Waking dispatchers
 //

@@ -244,7 +244,7 @@ func TestWritersInOtherLanguages(t *testing.T) {
 	d := newDB(t)
 	l := d.open()
 	pool := d.pool()
-	_, err := pool.Exec(ctx(t), `INSERT INTO seqrelay_events (type, payload, metadata) VALUES ('order.created', '{"id": 1}', '{"tenant": "a"}')`)
+	_, err := pool.Exec(ctx(t), `INSERT INTO seqrelay_events (type, payload, metadata) VALUES ('order.created', convert_to('{"id": 1}', 'UTF8'), '{"tenant": "a"}')`)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx(t), `INSERT INTO seqrelay_events (type) VALUES ('order.paid')`)
 	require.NoError(t, err)
