@@ -12,8 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/workflow"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/seqrelay/seqrelay/activities"
 	"github.com/seqrelay/seqrelay/eventlog"
