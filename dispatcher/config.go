@@ -190,28 +190,38 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		if f == nil {
 			return fmt.Errorf("config: unknown field %q (known: CheckpointInterval, CheckpointTimeout, StallTimeout, StallCheckInterval, ProcessInterval, SeekTimeout, BaseRetryInterval, MaxRetryInterval)", name)
 		}
-		d, err := parseDuration(v)
-		if err != nil {
+		var d Duration
+		if err := d.UnmarshalJSON(v); err != nil {
 			return fmt.Errorf("config: %s: %w", name, err)
 		}
-		*f = d
+		*f = time.Duration(d)
 	}
 	*c = out
 	return nil
 }
 
-func parseDuration(v json.RawMessage) (time.Duration, error) {
+// Duration is a time.Duration written in JSON in human form ("5s",
+// "250ms", "5m"); integer nanoseconds are read too.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a string such as "5s", or integer nanoseconds.
+func (d *Duration) UnmarshalJSON(v []byte) error {
 	var s string
 	if err := json.Unmarshal(v, &s); err == nil {
-		d, err := time.ParseDuration(s)
+		p, err := time.ParseDuration(s)
 		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration: write it like \"5s\", \"250ms\" or \"5m\"", s)
+			return fmt.Errorf("%q is not a duration: write it like \"5s\", \"250ms\" or \"5m\"", s)
 		}
-		return d, nil
+		*d = Duration(p)
+		return nil
 	}
 	var n int64
 	if err := json.Unmarshal(v, &n); err != nil {
-		return 0, fmt.Errorf("%s is not a duration: write it like \"5s\", \"250ms\" or \"5m\"", v)
+		return fmt.Errorf("%s is not a duration: write it like \"5s\", \"250ms\" or \"5m\"", v)
 	}
-	return time.Duration(n), nil
+	*d = Duration(n)
+	return nil
 }

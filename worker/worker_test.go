@@ -125,7 +125,7 @@ func TestEndToEnd(t *testing.T) {
 	id := "seqrelay-orders"
 	ctx := context.Background()
 	run, err := e.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: taskQueue},
-		workflows.WorkflowName, workflows.Input{DispatcherID: "orders", BatchSize: 2000, Config: e2eConfig()})
+		workflows.WorkflowName, workflows.Input{DispatcherID: "orders", BatchSize: 2000, BatchDuration: dispatcher.Duration(time.Second), Config: e2eConfig()})
 	require.NoError(t, err)
 
 	e.append(10000, 1)

@@ -151,7 +151,7 @@ func (w *run) drainSignals() {
 
 func (w *run) startBatch() {
 	ctx, cancel := workflow.WithCancel(w.ctx)
-	startToClose, heartbeat := batchTimeouts(w.in.Config)
+	startToClose, heartbeat := w.in.batchTimeouts()
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: startToClose,
 		HeartbeatTimeout:    heartbeat,
@@ -164,7 +164,7 @@ func (w *run) startBatch() {
 		SubjectPrefix:     w.in.SubjectPrefix,
 		Tracker:           w.t,
 		MaxEvents:         w.in.BatchSize,
-		MaxDuration:       MaxBatchDuration,
+		MaxDuration:       time.Duration(w.in.BatchDuration),
 		Config:            w.in.Config,
 		Poison:            w.in.Poison,
 		DeadLetterSubject: w.in.DeadLetterSubject,
@@ -182,7 +182,7 @@ func (w *run) onBatch(f workflow.Future) {
 	now := workflow.Now(w.ctx)
 	w.lastProgress = now
 	if err == nil {
-		if res.Tracker.S.LastObservedSeqNum == w.t.S.LastObservedSeqNum && now.Sub(w.batchStart) < MaxBatchDuration/2 {
+		if res.Tracker.S.LastObservedSeqNum == w.t.S.LastObservedSeqNum && now.Sub(w.batchStart) < time.Duration(w.in.BatchDuration)/2 {
 			// Nothing new, and the batch did not wait for it (it long-polls
 			// normally): wait ProcessInterval rather than spin.
 			w.idleTimer = workflow.NewTimer(w.ctx, w.in.Config.ProcessInterval)
@@ -228,7 +228,7 @@ func (w *run) onStallCheck(workflow.Future) {
 	if w.batch == nil {
 		return
 	}
-	limit := stallThreshold(w.in.Config)
+	limit := w.in.stallThreshold()
 	if since := workflow.Now(w.ctx).Sub(w.lastProgress); since >= limit {
 		w.cancelBatch()
 		w.batch, w.cancelBatch = nil, nil

@@ -65,7 +65,7 @@ func (f *fakeLog) idleWait() time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.pos >= f.head {
-		return workflows.MaxBatchDuration
+		return workflows.DefaultBatchDuration
 	}
 	return 0
 }

@@ -41,9 +41,9 @@ const (
 	DefaultEventLog = "default"
 	// DefaultBatchSize is the most events one batch activity delivers.
 	DefaultBatchSize = 10000
-	// MaxBatchDuration bounds one batch activity: it returns after this
+	// DefaultBatchDuration bounds one batch activity: it returns after this
 	// long, or after this long without new events (a long poll).
-	MaxBatchDuration = 10 * time.Second
+	DefaultBatchDuration = 10 * time.Second
 )
 
 // Input starts a DispatcherWorkflow. Only DispatcherID is required:
@@ -61,6 +61,10 @@ type Input struct {
 	SubjectPrefix string `json:",omitempty"`
 	// BatchSize is the most events one batch activity delivers (default 10000).
 	BatchSize int `json:",omitempty"`
+	// BatchDuration bounds one batch activity, and its long poll when the
+	// log is idle (default "10s"). Pause and stop wait for the running
+	// batch, so this is also how quickly they take effect.
+	BatchDuration dispatcher.Duration `json:",omitempty"`
 	// MaxInFlight bounds unacknowledged messages (default 4096).
 	MaxInFlight int `json:",omitempty"`
 	// Poison is "stop" (default) or "dead-letter".
@@ -96,6 +100,9 @@ func (in Input) withDefaults() Input {
 	}
 	if in.BatchSize == 0 {
 		in.BatchSize = DefaultBatchSize
+	}
+	if in.BatchDuration == 0 {
+		in.BatchDuration = dispatcher.Duration(DefaultBatchDuration)
 	}
 	if in.MaxInFlight == 0 {
 		in.MaxInFlight = dispatcher.DefaultMaxInFlight
@@ -133,6 +140,9 @@ func (in Input) Validate() error {
 	if in.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("BatchSize %d: must be positive", in.BatchSize))
 	}
+	if in.BatchDuration < 0 {
+		errs = append(errs, fmt.Errorf("BatchDuration %s: must be positive", time.Duration(in.BatchDuration)))
+	}
 	if in.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("MaxInFlight %d: must be positive", in.MaxInFlight))
 	}
@@ -155,18 +165,18 @@ func batchRetryPolicy(c dispatcher.Config) *temporal.RetryPolicy {
 	}
 }
 
-// batchTimeouts: an attempt delivers for at most MaxBatchDuration, waits
-// at most StallTimeout for acks, and at most SeekTimeout to begin; it
+// batchTimeouts: an attempt delivers for at most BatchDuration, waits at
+// most StallTimeout for acks, and at most SeekTimeout to begin; it
 // heartbeats every StallCheckInterval while healthy.
-func batchTimeouts(c dispatcher.Config) (startToClose, heartbeat time.Duration) {
-	return MaxBatchDuration + c.StallTimeout + c.SeekTimeout, c.StallTimeout
+func (in Input) batchTimeouts() (startToClose, heartbeat time.Duration) {
+	return time.Duration(in.BatchDuration) + in.Config.StallTimeout + in.Config.SeekTimeout, in.Config.StallTimeout
 }
 
 // stallThreshold is how long the workflow waits for a batch (all its
 // attempts, with backoff) to report anything before it cancels it and
 // starts over. Temporal's heartbeat timeout catches a stalled attempt
 // first; this timer is the backstop for a batch that is lost altogether.
-func stallThreshold(c dispatcher.Config) time.Duration {
-	startToClose, _ := batchTimeouts(c)
-	return startToClose + c.MaxRetryInterval
+func (in Input) stallThreshold() time.Duration {
+	startToClose, _ := in.batchTimeouts()
+	return startToClose + in.Config.MaxRetryInterval
 }

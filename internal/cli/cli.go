@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/seqrelay/seqrelay/workflows"
 )
 
 // IO is where a command reads and writes.
@@ -32,6 +34,13 @@ func commands() []command {
 		{"append", "append events to the event log (JSON lines on stdin, or one from flags)", appendCmd},
 		{"demo", "append events, deliver them to an embedded NATS, read them back and verify", demoCmd},
 		{"prune", "delete the events every dispatcher has delivered (at or below the lowest checkpoint)", pruneCmd},
+		{"dev", "run a dev Temporal server, an embedded NATS, the SQLite store and a worker, in one process", devCmd},
+		{"worker", "run a Temporal worker for dispatcher workflows", workerCmd},
+		{"start", "start a dispatcher workflow on Temporal", startCmd},
+		{"state", "print the state of a dispatcher workflow", stateCmd},
+		{"pause", "pause a dispatcher workflow (the running batch finishes)", signalCmd(workflows.SignalPause, "Pauses a dispatcher workflow: no new batch starts until resume.")},
+		{"resume", "resume a paused dispatcher workflow, or retry a halted one", signalCmd(workflows.SignalResume, "Resumes a paused dispatcher workflow, or retries one halted on a poison event after a fix.")},
+		{"stop", "stop a dispatcher workflow: checkpoint, then complete", signalCmd(workflows.SignalStop, "Stops a dispatcher workflow: it finishes its batch, stores the checkpoint and completes.")},
 	}
 }
 

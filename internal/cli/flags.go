@@ -98,9 +98,21 @@ type natsFlags struct {
 func addNATSFlags(fs *flag.FlagSet, embeddedPort int) *natsFlags {
 	n := &natsFlags{}
 	fs.StringVar(&n.url, "nats", "", "NATS server URL, such as nats://127.0.0.1:4222 (default: run an embedded NATS with JetStream)")
-	fs.StringVar(&n.creds, "nats-creds", "", "NATS credentials file (user/password or token go in the URL: nats://user:pass@host:4222)")
+	n.addCommon(fs)
 	fs.IntVar(&n.port, "nats-port", embeddedPort, "port of the embedded NATS when --nats is not given (0: any free port)")
 	return n
+}
+
+// addRemoteNATSFlags selects a running NATS server (no embedded one).
+func addRemoteNATSFlags(fs *flag.FlagSet) *natsFlags {
+	n := &natsFlags{port: -1}
+	fs.StringVar(&n.url, "nats", nats.DefaultURL, "NATS server URL (with JetStream)")
+	n.addCommon(fs)
+	return n
+}
+
+func (n *natsFlags) addCommon(fs *flag.FlagSet) {
+	fs.StringVar(&n.creds, "nats-creds", "", "NATS credentials file (user/password or token go in the URL: nats://user:pass@host:4222)")
 }
 
 // connection is a NATS connection and, when embedded, its server.
@@ -121,6 +133,9 @@ func (c *connection) Close() {
 // JetStream data in dataDir/nats.
 func (n *natsFlags) connect(dataDir string) (*connection, error) {
 	c := &connection{url: n.url}
+	if n.url == "" && n.port < 0 {
+		return nil, usagef("--nats is empty: give the URL of a NATS server with JetStream")
+	}
 	if n.url == "" {
 		if n.port < 0 || n.port > 65535 {
 			return nil, usagef("--nats-port %d: use a port from 1 to 65535, or 0 for any free port", n.port)
@@ -268,18 +283,18 @@ func describe(info *jetstream.StreamInfo, created bool) string {
 	return fmt.Sprintf("%s (%s, subjects %s, %d messages)", info.Config.Name, verb, strings.Join(info.Config.Subjects, ","), info.State.Msgs)
 }
 
-// dispatcherFlags configure the dispatcher.
-type dispatcherFlags struct {
+// deliveryFlags configure delivery in both runtimes: the dispatcher ID,
+// the eight Config durations, the poison policy and the in-flight window.
+type deliveryFlags struct {
 	id          string
 	cfg         dispatcher.Config
 	poison      string
 	deadLetter  string
-	batch       int
 	maxInFlight int
 }
 
-func addDispatcherFlags(fs *flag.FlagSet) *dispatcherFlags {
-	d := &dispatcherFlags{}
+func addDeliveryFlags(fs *flag.FlagSet) *deliveryFlags {
+	d := &deliveryFlags{}
 	def := dispatcher.DefaultConfig()
 	fs.StringVar(&d.id, "id", "seqrelay", "dispatcher ID: names its checkpoint and prefixes its message IDs")
 	fs.DurationVar(&d.cfg.CheckpointInterval, "checkpoint-interval", def.CheckpointInterval, "how often progress is saved (negative: never)")
@@ -292,31 +307,51 @@ func addDispatcherFlags(fs *flag.FlagSet) *dispatcherFlags {
 	fs.DurationVar(&d.cfg.MaxRetryInterval, "max-retry-interval", def.MaxRetryInterval, "longest delay between retries")
 	fs.StringVar(&d.poison, "poison", string(dispatcher.PoisonStop), "what to do with an event that cannot be delivered: stop or dead-letter")
 	fs.StringVar(&d.deadLetter, "dead-letter-subject", dispatcher.DefaultDeadLetterSubject, "subject prefix of dead letters (must be in the stream)")
-	fs.IntVar(&d.batch, "batch-size", dispatcher.DefaultBatchSize, "events per read of the log")
 	fs.IntVar(&d.maxInFlight, "max-in-flight", dispatcher.DefaultMaxInFlight, "most messages awaiting acknowledgement")
+	return d
+}
+
+// validate checks the flags and returns the poison policy.
+func (d *deliveryFlags) validate() (dispatcher.PoisonPolicy, error) {
+	if err := eventlog.ValidateReaderID(d.id); err != nil {
+		return "", usagef("--id: %v", err)
+	}
+	if err := d.cfg.Validate(); err != nil {
+		return "", &usageError{flagNames(err)}
+	}
+	policy, err := dispatcher.ParsePoisonPolicy(d.poison)
+	if err != nil {
+		return "", usagef("--poison: %v", err)
+	}
+	if d.maxInFlight < 1 {
+		return "", usagef("--max-in-flight %d: must be at least 1", d.maxInFlight)
+	}
+	if err := dispatcher.ValidateSubject(d.deadLetter); err != nil {
+		return "", usagef("--dead-letter-subject: %v", err)
+	}
+	return policy, nil
+}
+
+// dispatcherFlags configure the in-process dispatcher.
+type dispatcherFlags struct {
+	*deliveryFlags
+	batch int
+}
+
+func addDispatcherFlags(fs *flag.FlagSet) *dispatcherFlags {
+	d := &dispatcherFlags{deliveryFlags: addDeliveryFlags(fs)}
+	fs.IntVar(&d.batch, "batch-size", dispatcher.DefaultBatchSize, "events per read of the log")
 	return d
 }
 
 // options validates the flags and returns the dispatcher options.
 func (d *dispatcherFlags) options() ([]dispatcher.Option, error) {
-	if err := eventlog.ValidateReaderID(d.id); err != nil {
-		return nil, usagef("--id: %v", err)
-	}
-	if err := d.cfg.Validate(); err != nil {
-		return nil, &usageError{flagNames(err)}
-	}
-	policy, err := dispatcher.ParsePoisonPolicy(d.poison)
+	policy, err := d.validate()
 	if err != nil {
-		return nil, usagef("--poison: %v", err)
+		return nil, err
 	}
 	if d.batch < 1 {
 		return nil, usagef("--batch-size %d: must be at least 1", d.batch)
-	}
-	if d.maxInFlight < 1 {
-		return nil, usagef("--max-in-flight %d: must be at least 1", d.maxInFlight)
-	}
-	if err := dispatcher.ValidateSubject(d.deadLetter); err != nil {
-		return nil, usagef("--dead-letter-subject: %v", err)
 	}
 	return []dispatcher.Option{
 		dispatcher.WithPoisonPolicy(policy),
