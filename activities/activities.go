@@ -123,7 +123,9 @@ func (a *Activities) DeliverBatch(ctx context.Context, in DeliverBatchInput) (De
 		MaxEvents:   in.MaxEvents,
 		MaxDuration: in.MaxDuration,
 		IdleReturn:  in.MaxDuration,
-		Heartbeat:   func(s dispatcher.State) { activity.RecordHeartbeat(ctx, s) },
+		// Report progress within a second rather than after a long poll.
+		CaughtUpReturn: min(time.Second, in.MaxDuration),
+		Heartbeat:      func(s dispatcher.State) { activity.RecordHeartbeat(ctx, s) },
 	})
 	st := p.Status()
 	res := DeliverBatchResult{

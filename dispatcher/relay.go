@@ -123,6 +123,10 @@ type RunOptions struct {
 	// IdleReturn returns once the log had no new event for this long and
 	// nothing is pending (0: wait for events until stopped).
 	IdleReturn time.Duration
+	// CaughtUpReturn, when set, returns as soon as the run has delivered
+	// something, has run at least this long, and has caught up with the
+	// log: its caller learns of progress without waiting for IdleReturn.
+	CaughtUpReturn time.Duration
 	// Heartbeat, when set, is called at every stall check that finds none,
 	// with the current State: proof of life for a supervisor.
 	Heartbeat func(State)
@@ -229,8 +233,13 @@ func (u *run) loop() error {
 			}
 			continue
 		default:
-			if u.ro.IdleReturn > 0 && u.inflight.len() == 0 && !u.idle.IsZero() && time.Since(u.idle) >= u.ro.IdleReturn {
-				return nil
+			if u.inflight.len() == 0 && !u.idle.IsZero() {
+				if u.ro.IdleReturn > 0 && time.Since(u.idle) >= u.ro.IdleReturn {
+					return nil
+				}
+				if u.ro.CaughtUpReturn > 0 && u.observed > 0 && time.Since(u.started) >= u.ro.CaughtUpReturn {
+					return nil
+				}
 			}
 			next = batches
 		}
