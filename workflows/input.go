@@ -166,10 +166,14 @@ func batchRetryPolicy(c dispatcher.Config) *temporal.RetryPolicy {
 }
 
 // batchTimeouts: an attempt delivers for at most BatchDuration, waits at
-// most StallTimeout for acks, and at most SeekTimeout to begin; it
-// heartbeats every StallCheckInterval while healthy.
+// most StallTimeout for acks, and at most SeekTimeout to begin. It
+// heartbeats every StallCheckInterval while healthy (a stalled publish is
+// failed by the attempt itself after StallTimeout), so three missed
+// heartbeats, at most StallTimeout, mean the worker is gone: Temporal then
+// retries the batch on another worker.
 func (in Input) batchTimeouts() (startToClose, heartbeat time.Duration) {
-	return time.Duration(in.BatchDuration) + in.Config.StallTimeout + in.Config.SeekTimeout, in.Config.StallTimeout
+	return time.Duration(in.BatchDuration) + in.Config.StallTimeout + in.Config.SeekTimeout,
+		min(in.Config.StallTimeout, 3*in.Config.StallCheckInterval)
 }
 
 // stallThreshold is how long the workflow waits for a batch (all its
