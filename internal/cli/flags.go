@@ -48,7 +48,7 @@ type storeFlags struct {
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	s := &storeFlags{}
-	fs.StringVar(&s.store, "store", "", "event log: an SQLite file path (default <data>/events.db), or a PostgreSQL URL postgres://user:password@host:5432/db (schema: its search_path parameter, default public)")
+	fs.StringVar(&s.store, "store", "", "event log: an SQLite file path (default <data>/events.db), or a PostgreSQL URL postgres://user:password@host:5432/db (schema: its search_path parameter, default public) (env SEQRELAY_STORE)")
 	fs.StringVar(&s.data, "data", defaultDataDir(), "data directory for the default store and the embedded NATS (env SEQRELAY_DATA)")
 	fs.BoolVar(&s.migrate, "migrate", false, "create or upgrade the tables of a PostgreSQL store (an SQLite file: create it when missing)")
 	return s
@@ -60,6 +60,9 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 // string returned names the store, without a password.
 func (s *storeFlags) open(ctx context.Context, create bool) (eventlog.Log, string, error) {
 	path := s.store
+	if path == "" {
+		path = os.Getenv("SEQRELAY_STORE")
+	}
 	if path == "" {
 		path, create = filepath.Join(s.data, "events.db"), true
 	}
