@@ -40,7 +40,7 @@ const (
 	// DefaultEventLog is the name of a worker's event log by default.
 	DefaultEventLog = "default"
 	// DefaultBatchSize is the most events one batch activity delivers.
-	DefaultBatchSize = 10000
+	DefaultBatchSize = 50000
 	// DefaultBatchDuration bounds one batch activity: it returns after this
 	// long, or after this long without new events (a long poll).
 	DefaultBatchDuration = 10 * time.Second
@@ -59,7 +59,7 @@ type Input struct {
 	Stream string `json:",omitempty"`
 	// SubjectPrefix: an event of type T goes to <prefix>.T (default "seqrelay.events").
 	SubjectPrefix string `json:",omitempty"`
-	// BatchSize is the most events one batch activity delivers (default 10000).
+	// BatchSize is the most events one batch activity delivers (default 50000).
 	BatchSize int `json:",omitempty"`
 	// BatchDuration bounds one batch activity, and its long poll when the
 	// log is idle (default "10s"). Pause and stop wait for the running
