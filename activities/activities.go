@@ -32,6 +32,9 @@ const (
 	ErrTypePoisonEvent = "PoisonEvent"
 	// ErrTypeForeignTarget: the stream holds another writer's messages.
 	ErrTypeForeignTarget = "ForeignTarget"
+	// ErrTypeFenced: another workflow with this dispatcher ID publishes to
+	// the stream.
+	ErrTypeFenced = "Fenced"
 )
 
 // SignalBatchFailed is the signal a failed DeliverBatch attempt sends its
@@ -103,7 +106,13 @@ func (a *Activities) DeliverBatch(ctx context.Context, in DeliverBatchInput) (De
 	if err != nil {
 		return DeliverBatchResult{}, invalid(err)
 	}
-	opts := []dispatcher.Option{dispatcher.WithLogger(a.logger(ctx)), dispatcher.WithPoisonPolicy(in.Poison)}
+	// The attempts of one workflow are one writer: an abandoned attempt
+	// that still publishes is not another dispatcher.
+	opts := []dispatcher.Option{
+		dispatcher.WithLogger(a.logger(ctx)),
+		dispatcher.WithPoisonPolicy(in.Poison),
+		dispatcher.WithWriterID(activity.GetInfo(ctx).WorkflowExecution.ID),
+	}
 	if in.DeadLetterSubject != "" {
 		opts = append(opts, dispatcher.WithDeadLetterSubject(in.DeadLetterSubject))
 	}
@@ -151,6 +160,8 @@ func (a *Activities) failure(ctx context.Context, err error, res DeliverBatchRes
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypePoisonEvent, err, res)
 	case errors.Is(err, dispatcher.ErrForeignTarget):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeForeignTarget, err, res)
+	case errors.Is(err, dispatcher.ErrFenced):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeFenced, err, res)
 	case ctx.Err() != nil:
 		return err // cancelled or timed out: Temporal knows
 	}

@@ -53,6 +53,15 @@ var (
 	// Publishers wrap such refusals with it; the dispatcher applies the
 	// poison policy to the event.
 	ErrRejected = errors.New("message rejected by the target")
+	// ErrConflict marks a publish the target refused because its newest
+	// message is not the one this session published last: another writer
+	// published in between, or an earlier message of the session failed.
+	// Publishers wrap such refusals with it.
+	ErrConflict = errors.New("stream changed under this publisher")
+	// ErrFenced halts a dispatcher that lost its stream to another writer
+	// with the same dispatcher ID: two dispatchers were started on one log
+	// and one stream, and this one published second.
+	ErrFenced = errors.New("fenced off by another writer")
 	// ErrForeignTarget marks a target whose newest message was not written by
 	// this dispatcher, so resuming from it could skip or repeat events.
 	ErrForeignTarget = errors.New("target holds messages of another writer")

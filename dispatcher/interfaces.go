@@ -78,6 +78,8 @@ type Tail struct {
 	Seq uint64
 	// MsgID is that message's Nats-Msg-Id.
 	MsgID string
+	// Writer is that message's KeyWriter header: the instance that wrote it.
+	Writer string
 }
 
 // Ack is the server's answer to one published message.

@@ -16,6 +16,9 @@ const (
 	KeySeqNum = "Bacalhau-SeqNum"
 	// KeyEventType is the header that carries the event's type.
 	KeyEventType = "Seqrelay-Type"
+	// KeyWriter is the header that names the dispatcher instance that
+	// published the message (see WithWriterID), for fencing.
+	KeyWriter = "Seqrelay-Writer"
 )
 
 // MsgID returns the Nats-Msg-Id of event seq published by dispatcher id. The
@@ -40,13 +43,14 @@ func ParseMsgID(msgID string) (id string, seq uint64, ok bool) {
 }
 
 // stamp adds the headers every published message carries.
-func stamp(msg *nats.Msg, id string, e eventlog.Event) {
+func stamp(msg *nats.Msg, id, writer string, e eventlog.Event) {
 	if msg.Header == nil {
-		msg.Header = make(nats.Header, 3)
+		msg.Header = make(nats.Header, 4)
 	}
 	seq := strconv.FormatUint(e.Seq, 10)
 	msg.Header[KeySeqNum] = []string{seq}
 	msg.Header[nats.MsgIdHdr] = []string{msgID(id, seq)}
+	msg.Header[KeyWriter] = []string{writer}
 }
 
 // SubjectCreator is the default MessageCreator: an event of type T becomes a

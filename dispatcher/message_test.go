@@ -31,9 +31,10 @@ func TestSubjectCreator(t *testing.T) {
 	assert.Equal(t, "a", msg.Header.Get("tenant"))
 	assert.Equal(t, "order.created", msg.Header.Get(KeyEventType))
 
-	stamp(msg, "orders", eventlog.Event{Seq: 3})
+	stamp(msg, "orders", "w1", eventlog.Event{Seq: 3})
 	assert.Equal(t, "3", msg.Header.Get(KeySeqNum))
 	assert.Equal(t, "orders:3", msg.Header.Get(nats.MsgIdHdr))
+	assert.Equal(t, "w1", msg.Header.Get(KeyWriter))
 
 	for typ, problem := range map[string]string{
 		"order created": "whitespace",

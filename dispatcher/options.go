@@ -1,8 +1,11 @@
 package dispatcher
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/seqrelay/seqrelay/eventlog"
 )
@@ -47,6 +50,7 @@ type options struct {
 	maxInFlight int
 	poison      PoisonPolicy
 	deadLetter  string
+	writer      string
 }
 
 func defaultOptions() options {
@@ -56,7 +60,15 @@ func defaultOptions() options {
 		maxInFlight: DefaultMaxInFlight,
 		poison:      PoisonStop,
 		deadLetter:  DefaultDeadLetterSubject,
+		writer:      randomWriterID(),
 	}
+}
+
+// randomWriterID returns 16 random hex digits.
+func randomWriterID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (o *options) validate() error {
@@ -74,6 +86,9 @@ func (o *options) validate() error {
 	if err := ValidateSubject(o.deadLetter); err != nil {
 		return fmt.Errorf("dead-letter subject: %w", err)
 	}
+	if o.writer == "" || strings.ContainsAny(o.writer, "\r\n") {
+		return fmt.Errorf("writer ID %q: must be non-empty, without line breaks", o.writer)
+	}
 	return nil
 }
 
@@ -90,6 +105,13 @@ func WithBatchSize(n int) Option { return func(o *options) { o.batchSize = n } }
 // WithMaxInFlight bounds the messages published but not yet acknowledged
 // (default 4096). When the window is full the dispatcher waits for acks.
 func WithMaxInFlight(n int) Option { return func(o *options) { o.maxInFlight = n } }
+
+// WithWriterID names this dispatcher instance in the KeyWriter header of
+// its messages (default: a random ID per Relay). When a publish is refused
+// because the stream changed under it, a Relay whose stream's newest message
+// is another writer's halts with ErrFenced. Runs that may overlap but are
+// one logical dispatcher (the attempts of one Temporal workflow) share an ID.
+func WithWriterID(w string) Option { return func(o *options) { o.writer = w } }
 
 // WithPoisonPolicy sets what happens to a poison event (default PoisonStop).
 func WithPoisonPolicy(p PoisonPolicy) Option { return func(o *options) { o.poison = p } }

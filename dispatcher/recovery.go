@@ -10,8 +10,9 @@ import (
 // after each failure it rewinds to the last acknowledged event, waits with
 // exponential backoff from BaseRetryInterval up to MaxRetryInterval, and
 // begins a new session, which first reconciles with what the target holds.
-// A poison event under PoisonStop, or a target written by someone else,
-// halts delivery until Stop: retrying cannot fix them.
+// A poison event under PoisonStop, a target written by someone else, or a
+// second dispatcher with this ID (ErrFenced) halts delivery until Stop:
+// retrying cannot fix them.
 func (d *Dispatcher) deliver(ctx context.Context, p *Progress, stop <-chan struct{}) {
 	backoff := BackoffFor(d.cfg)
 	for {
@@ -19,7 +20,7 @@ func (d *Dispatcher) deliver(ctx context.Context, p *Progress, stop <-chan struc
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, ErrPoisonEvent) || errors.Is(err, ErrForeignTarget) {
+		if errors.Is(err, ErrPoisonEvent) || errors.Is(err, ErrForeignTarget) || errors.Is(err, ErrFenced) {
 			p.halt(err, time.Now())
 			d.log.Error("delivery halted; fix the cause, then restart the dispatcher", "error", err, "state", p.State())
 			select {

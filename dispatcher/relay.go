@@ -27,6 +27,12 @@ type Relay struct {
 	// rejected holds events the target refused for what they are: they
 	// meet the poison policy when next read.
 	rejected map[uint64]*rejection
+	// conflicted is set when a session ended because the stream changed
+	// under it; the next session checks who changed it.
+	conflicted bool
+	// sent is the highest event sent in this Relay's finished sessions: a
+	// duplicate acknowledgement above it was stored by another writer.
+	sent uint64
 }
 
 // rejection is an event the target refused, and how often: first as itself,
@@ -68,8 +74,19 @@ func NewRelay(id string, reader EventReader, creator MessageCreator, cfg Config,
 // retrying, with backoff, is the caller's job. A Relay is used by one
 // goroutine at a time.
 func (r *Relay) Deliver(ctx context.Context, pub Publisher, p *Progress, stop <-chan struct{}, ro RunOptions) error {
-	for {
+	for retriedConflict := false; ; {
 		err := r.deliverOnce(ctx, pub, p, stop, ro)
+		if errors.Is(err, ErrConflict) {
+			// Another writer, or a stale message of our own? A new
+			// session looks at the stream's newest message to tell.
+			r.conflicted = true
+			p.rewind()
+			if !retriedConflict {
+				retriedConflict = true
+				continue
+			}
+			return err
+		}
 		var perr *PublishError
 		if errors.As(err, &perr) && errors.Is(perr, ErrRejected) && perr.Seq > p.State().LastAckedSeqNum {
 			rej := r.rejected[perr.Seq]
@@ -143,17 +160,19 @@ func (r *Relay) Run(ctx context.Context, sess Session, p *Progress, stop <-chan 
 		return err
 	}
 	run := &run{
-		Relay:    r,
-		ctx:      ctx,
-		sess:     sess,
-		p:        p,
-		acks:     sess.Acks(),
-		inflight: newRing(r.o.maxInFlight),
-		after:    p.State().LastObservedSeqNum,
-		stop:     stop,
-		ro:       ro,
-		started:  time.Now(),
+		Relay:      r,
+		sentBefore: r.sent,
+		ctx:        ctx,
+		sess:       sess,
+		p:          p,
+		acks:       sess.Acks(),
+		inflight:   newRing(r.o.maxInFlight),
+		after:      p.State().LastObservedSeqNum,
+		stop:       stop,
+		ro:         ro,
+		started:    time.Now(),
 	}
+	defer func() { r.sent = max(r.sent, run.sentMax) }()
 	return run.loop()
 }
 
@@ -166,6 +185,14 @@ func (r *Relay) reconcile(tail Tail, p *Progress) error {
 	if tail.MsgID != "" {
 		if owner, _, ok := ParseMsgID(tail.MsgID); !ok || owner != r.id {
 			return fmt.Errorf("%w: its newest message has Nats-Msg-Id %q, not one of dispatcher %q: give each dispatcher a stream of its own", ErrForeignTarget, tail.MsgID, r.id)
+		}
+	}
+	if r.conflicted {
+		r.conflicted = false
+		if tail.Writer != "" && tail.Writer != r.o.writer {
+			return opError("publish", fmt.Errorf("%w: dispatcher %q (writer %s) published event %d to the stream while this one (writer %s) was delivering: "+
+				"two dispatchers with one ID run on one log and stream; stop one of them (in Temporal, one workflow ID per dispatcher gives this for free)",
+				ErrFenced, r.id, tail.Writer, tail.Seq, r.o.writer))
 		}
 	}
 	before := p.State()
@@ -183,20 +210,22 @@ func (r *Relay) reconcile(tail Tail, p *Progress) error {
 
 type run struct {
 	*Relay
-	ctx      context.Context
-	sess     Session
-	p        *Progress
-	acks     <-chan Ack
-	inflight *ring
-	batch    []eventlog.Event
-	after    uint64 // last event observed
-	observed int
-	stop     <-chan struct{}
-	stopping bool
-	halt     error // returned once drained, when stopping for a poison event
-	ro       RunOptions
-	started  time.Time
-	idle     time.Time // when the log was last found empty, zero if not
+	sentBefore uint64 // r.sent when the run began
+	sentMax    uint64 // highest event sent in this run
+	ctx        context.Context
+	sess       Session
+	p          *Progress
+	acks       <-chan Ack
+	inflight   *ring
+	batch      []eventlog.Event
+	after      uint64 // last event observed
+	observed   int
+	stop       <-chan struct{}
+	stopping   bool
+	halt       error // returned once drained, when stopping for a poison event
+	ro         RunOptions
+	started    time.Time
+	idle       time.Time // when the log was last found empty, zero if not
 }
 
 func (u *run) loop() error {
@@ -358,7 +387,7 @@ func (u *run) publishNext() error {
 		return nil
 	}
 	if err == nil {
-		stamp(msg, u.id, e)
+		stamp(msg, u.id, u.o.writer, e)
 		err = u.sess.Publish(e.Seq, msg)
 		if err != nil && !errors.Is(err, nats.ErrMaxPayload) {
 			return opError("publish", &PublishError{Seq: e.Seq, Err: err})
@@ -370,6 +399,7 @@ func (u *run) publishNext() error {
 		}
 	}
 	u.inflight.push(e.Seq, time.Now())
+	u.sentMax = e.Seq
 	u.after = e.Seq
 	u.observed++
 	u.p.observe(e.Seq, true)
@@ -395,7 +425,7 @@ func (u *run) poison(e eventlog.Event, cause error, rej *rejection) error {
 	u.o.logger.Error("dead-lettering poison event", "dispatcher", u.id, "seq", e.Seq, "type", e.Type, "error", cause, "subject", dl.subject)
 	for _, withPayload := range payloads {
 		msg := dl.message(withPayload)
-		stamp(msg, u.id, e)
+		stamp(msg, u.id, u.o.writer, e)
 		err := u.sess.Publish(e.Seq, msg)
 		if err == nil {
 			u.p.deadLettered()
@@ -442,6 +472,10 @@ func (u *run) onAck(a Ack) error {
 	head, _, ok := u.inflight.front()
 	if !ok || head != a.Seq {
 		return opError("publish", fmt.Errorf("%w: got the ack of event %d while waiting for %d", ErrOutOfOrder, a.Seq, head))
+	}
+	if a.Duplicate && a.Seq > u.sentBefore {
+		// Not a re-send of ours: someone else stored this event.
+		return opError("publish", &PublishError{Seq: a.Seq, Err: fmt.Errorf("%w: the stream already held event %d, and not from this writer", ErrConflict, a.Seq)})
 	}
 	u.inflight.pop()
 	u.p.ack(a)

@@ -1,6 +1,10 @@
 package publish
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/seqrelay/seqrelay/dispatcher"
+)
 
 // Errors of this package; match them with errors.Is.
 var (
@@ -11,10 +15,8 @@ var (
 	ErrDisconnected = errors.New("connection to NATS lost")
 	// ErrStreamNotFound is returned when the target stream does not exist.
 	ErrStreamNotFound = errors.New("stream not found")
-	// ErrConflict marks a publish the stream refused because its newest
-	// message is not the one this session published last: another writer
-	// published in between, or an earlier message of the session failed.
-	ErrConflict = errors.New("stream changed under this publisher")
+	// ErrConflict is dispatcher.ErrConflict, for errors.Is in this package's terms.
+	ErrConflict = dispatcher.ErrConflict
 	// ErrSessionClosed is returned by Publish after Close.
 	ErrSessionClosed = errors.New("publishing session closed")
 )

@@ -139,6 +139,7 @@ func (s *jsSession) findTail(ctx context.Context, str jetstream.Stream) error {
 			dispatcher.ErrForeignTarget, str.CachedInfo().Config.Name, last, msg.Subject, dispatcher.KeySeqNum, nats.MsgIdHdr)
 	}
 	s.tail.Seq, s.tail.MsgID, s.prevID = seq, id, id
+	s.tail.Writer = msg.Header.Get(dispatcher.KeyWriter)
 	return nil
 }
 

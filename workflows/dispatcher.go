@@ -196,7 +196,7 @@ func (w *run) onBatch(f workflow.Future) {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		switch appErr.Type() {
-		case activities.ErrTypePoisonEvent, activities.ErrTypeForeignTarget, activities.ErrTypeInvalidInput:
+		case activities.ErrTypePoisonEvent, activities.ErrTypeForeignTarget, activities.ErrTypeFenced, activities.ErrTypeInvalidInput:
 			var partial activities.DeliverBatchResult
 			if appErr.HasDetails() && appErr.Details(&partial) == nil {
 				w.fold(partial)

@@ -161,7 +161,7 @@ func batchRetryPolicy(c dispatcher.Config) *temporal.RetryPolicy {
 		BackoffCoefficient:     dispatcher.BackoffCoefficient,
 		MaximumInterval:        b.Max,
 		MaximumAttempts:        0, // until it works, or the workflow gives up on a stall
-		NonRetryableErrorTypes: []string{activities.ErrTypeInvalidInput, activities.ErrTypePoisonEvent, activities.ErrTypeForeignTarget},
+		NonRetryableErrorTypes: []string{activities.ErrTypeInvalidInput, activities.ErrTypePoisonEvent, activities.ErrTypeForeignTarget, activities.ErrTypeFenced},
 	}
 }
 
