@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -162,6 +163,7 @@ func TestRunRefusesBadStoresAndFlags(t *testing.T) {
 		{"bad batch", []string{"--batch-size", "0"}, 2, "--batch-size 0"},
 		{"bad log level", []string{"--log-level", "loud"}, 2, "--log-level"},
 		{"bad nats port", []string{"--nats-port", "70000"}, 2, "--nats-port 70000"},
+		{"bad target", []string{"--target", "kafka"}, 2, `--target "kafka": use jetstream or core`},
 		{"missing stream, no create", []string{"--nats", srv.URL(), "--create-stream=false", "--stream", "NOPE"}, 1, `stream "NOPE" does not exist and --create-stream=false`},
 		{"missing creds file", []string{"--nats", srv.URL(), "--nats-creds", filepath.Join(dir, "x.creds")}, 1, "--nats-creds"},
 	} {
@@ -263,4 +265,29 @@ func TestRunWithEmbeddedDefaults(t *testing.T) {
 	cancel()
 	require.Equal(t, 0, <-done, errb.String())
 	assert.Contains(t, out.String(), "stopped: acked 1, observed 1, checkpoint 1")
+}
+
+// TestRunCoreTarget: with --target core the start-up says which guarantee
+// remains, and events reach plain subscribers.
+func TestRunCoreTarget(t *testing.T) {
+	srv := natstest.Start(t)
+	nc := natstest.Connect(t, srv.URL())
+	got := make(chan string, 10)
+	sub, err := nc.Subscribe("seqrelay.events.>", func(m *nats.Msg) { got <- m.Header.Get("Bacalhau-SeqNum") })
+	require.NoError(t, err)
+	defer sub.Unsubscribe()
+	require.NoError(t, nc.Flush())
+	store := filepath.Join(t.TempDir(), "events.db")
+	require.Equal(t, 0, run(t, "", "append", "--store", store, "--type", "hello").code)
+	b := startBackground(t, "run", "--store", store, "--nats", srv.URL(), "--target", "core")
+	b.waitFor(t, "delivering from event 1")
+	assert.Contains(t, b.out.String(), "target:     core NATS (no JetStream): a message is sent at most once per attempt")
+	assert.Contains(t, b.out.String(), "at least once")
+	select {
+	case seq := <-got:
+		assert.Equal(t, "1", seq)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no message on core NATS")
+	}
+	assert.Equal(t, 0, b.stop(t))
 }

@@ -71,7 +71,7 @@ func demoCmd(ctx context.Context, args []string, io IO) error {
 		return err
 	}
 	fmt.Fprintf(io.Out, "stream: %s\n", desc)
-	if st.d, err = newDispatcher(st.log, st.conn, stf, df, lg); err != nil {
+	if st.d, err = newDispatcher(st.log, st.conn, stf, df, false, lg); err != nil {
 		return err
 	}
 

@@ -30,13 +30,18 @@ func (s *stack) Close() {
 }
 
 // newDispatcher builds the in-process dispatcher over an open log and
-// connection.
-func newDispatcher(log eventlog.Log, conn *connection, sf *streamFlags, df *dispatcherFlags, logger *slog.Logger) (*dispatcher.Dispatcher, error) {
+// connection, publishing to the stream (or to core NATS when core is set).
+func newDispatcher(log eventlog.Log, conn *connection, sf *streamFlags, df *dispatcherFlags, core bool, logger *slog.Logger) (*dispatcher.Dispatcher, error) {
 	opts, err := df.options()
 	if err != nil {
 		return nil, err
 	}
-	pub, err := publish.NewJetStream(conn.nc, sf.name)
+	var pub dispatcher.Publisher
+	if core {
+		pub, err = publish.NewCore(conn.nc, 0)
+	} else {
+		pub, err = publish.NewJetStream(conn.nc, sf.name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +65,7 @@ func runCmd(ctx context.Context, args []string, io IO) error {
 	df := addDispatcherFlags(fs)
 	logger := logFlags(fs, "info")
 	status := fs.Duration("status-interval", 10*time.Second, "how often to print the dispatcher's status (0: never)")
+	target := fs.String("target", "jetstream", "jetstream (exactly once, in order, into --stream) or core (plain NATS subjects: at least once; see the README)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -73,6 +79,10 @@ func runCmd(ctx context.Context, args []string, io IO) error {
 	if _, err := df.options(); err != nil {
 		return err
 	}
+	if *target != "jetstream" && *target != "core" {
+		return usagef("--target %q: use jetstream or core", *target)
+	}
+	core := *target == "core"
 
 	st := &stack{}
 	defer st.Close()
@@ -85,11 +95,13 @@ func runCmd(ctx context.Context, args []string, io IO) error {
 	if err != nil {
 		return err
 	}
-	desc, err := stf.ensure(ctx, st.conn.nc)
-	if err != nil {
-		return err
+	desc := publish.CoreGuarantee
+	if !core {
+		if desc, err = stf.ensure(ctx, st.conn.nc); err != nil {
+			return err
+		}
 	}
-	st.d, err = newDispatcher(st.log, st.conn, stf, df, lg)
+	st.d, err = newDispatcher(st.log, st.conn, stf, df, core, lg)
 	if err != nil {
 		return err
 	}
@@ -99,7 +111,11 @@ func runCmd(ctx context.Context, args []string, io IO) error {
 	} else {
 		fmt.Fprintf(io.Out, "nats:       %s\n", redactURL(st.conn.url))
 	}
-	fmt.Fprintf(io.Out, "stream:     %s\n", desc)
+	if core {
+		fmt.Fprintf(io.Out, "target:     %s\n", desc)
+	} else {
+		fmt.Fprintf(io.Out, "stream:     %s\n", desc)
+	}
 	fmt.Fprintf(io.Out, "subjects:   %s.<event type>\n", stf.prefix)
 	fmt.Fprintf(io.Out, "dispatcher: %s\n", df.id)
 
