@@ -173,3 +173,23 @@ func TestPublisherRejectsBadArguments(t *testing.T) {
 	_, err = pub.Begin(ctx(t))
 	require.ErrorIs(t, err, publish.ErrNotConnected)
 }
+
+// TestMissingStreamThenCreated: without its stream the dispatcher retries
+// with a clear error in its status; once the stream exists, delivery starts
+// at the first event, nothing lost.
+func TestMissingStreamThenCreated(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.js().DeleteStream(ctx(t), stream))
+	d := f.newDispatcher(dispatcherOpts{})
+	require.NoError(t, d.Start(ctx(t)))
+	f.append(3)
+	waitFor(t, "a failure", func() bool { return d.Status().Failures >= 2 })
+	st := d.Status()
+	assert.Contains(t, st.LastError, `stream not found: "EVENTS"`)
+	assert.Zero(t, st.LastAckedSeqNum)
+
+	_, _, err := publish.EnsureStream(ctx(t), f.js(), publish.StreamConfig{Name: stream, Subjects: publish.DefaultSubjects})
+	require.NoError(t, err)
+	waitAcked(t, d, 3)
+	assert.Equal(t, []uint64{1, 2, 3}, natstest.Seqs(f.stream()))
+}

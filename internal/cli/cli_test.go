@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seqrelay/seqrelay/eventlog/sqlite"
+	"github.com/seqrelay/seqrelay/internal/natsrv"
 	"github.com/seqrelay/seqrelay/internal/natstest"
 	"github.com/seqrelay/seqrelay/internal/verify"
 )
@@ -265,6 +266,22 @@ func TestRunWithEmbeddedDefaults(t *testing.T) {
 	cancel()
 	require.Equal(t, 0, <-done, errb.String())
 	assert.Contains(t, out.String(), "stopped: acked 1, observed 1, checkpoint 1")
+}
+
+// TestRunWithCredentials: wrong credentials are one clear line; the right
+// ones (in the URL) work.
+func TestRunWithCredentials(t *testing.T) {
+	srv := natstest.StartWith(t, natsrv.Options{Username: "relay", Password: "s3cret"})
+	hostPort := strings.TrimPrefix(srv.URL(), "nats://")
+	r := run(t, "", "run", "--data", t.TempDir(), "--nats", "nats://relay:wrong@"+hostPort)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.err, "NATS at nats://***@"+hostPort+" refused the credentials")
+	assert.NotContains(t, r.err, "wrong", "no password in messages")
+
+	b := startBackground(t, "run", "--data", t.TempDir(), "--nats", "nats://relay:s3cret@"+hostPort)
+	b.waitFor(t, "delivering from event 1")
+	assert.NotContains(t, b.out.String(), "s3cret")
+	assert.Equal(t, 0, b.stop(t))
 }
 
 // TestRunCoreTarget: with --target core the start-up says which guarantee

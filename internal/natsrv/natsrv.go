@@ -22,6 +22,8 @@ type Options struct {
 	StoreDir string
 	// MaxPayload overrides the server's max message size (default 1 MiB).
 	MaxPayload int32
+	// Username and Password, when set, are required of clients.
+	Username, Password string
 }
 
 // Server is a running embedded server that can be restarted on its port.
@@ -59,6 +61,8 @@ func (s *Server) start() error {
 		JetStream:  true,
 		StoreDir:   s.opts.StoreDir,
 		MaxPayload: s.opts.MaxPayload,
+		Username:   s.opts.Username,
+		Password:   s.opts.Password,
 		NoSigs:     true,
 		NoLog:      true,
 	})
