@@ -49,7 +49,7 @@ func TestCrash(t *testing.T) {
 		t.Skip("the crash test kills child processes with SIGKILL and stops them with SIGINT")
 	}
 	cfg := loadConfig(t)
-	for _, rt := range []dispatcherRuntime{inProcess{}} {
+	for _, rt := range []dispatcherRuntime{inProcess{}, &temporalRuntime{}} {
 		t.Run(rt.name(), func(t *testing.T) { crashTest(t, cfg, rt) })
 	}
 }
