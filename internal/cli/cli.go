@@ -120,6 +120,24 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseChecked parses fs, builds its logger (see logFlags) and runs the
+// checks, stopping at the first error.
+func parseChecked(fs *flag.FlagSet, args []string, logger func(io.Writer) (*slog.Logger, error), w io.Writer, checks ...func() error) (*slog.Logger, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	lg, err := logger(w)
+	if err != nil {
+		return nil, err
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return nil, err
+		}
+	}
+	return lg, nil
+}
+
 // newFlagSet returns a flag set whose -h output goes to io.Out.
 func newFlagSet(name string, io IO, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet("seqrelay "+name, flag.ContinueOnError)

@@ -24,20 +24,16 @@ func demoCmd(ctx context.Context, args []string, io IO) error {
 	stf := addStreamFlags(fs)
 	df := addDispatcherFlags(fs)
 	logger := logFlags(fs, "warn")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *n < 1 {
-		return usagef("--events %d: must be at least 1", *n)
-	}
-	if *size < 2 {
-		return usagef("--payload-size %d: must be at least 2", *size)
-	}
-	lg, err := logger(io.Err)
+	lg, err := parseChecked(fs, args, logger, io.Err, stf.validate, func() error {
+		switch {
+		case *n < 1:
+			return usagef("--events %d: must be at least 1", *n)
+		case *size < 2:
+			return usagef("--payload-size %d: must be at least 2", *size)
+		}
+		return nil
+	})
 	if err != nil {
-		return err
-	}
-	if err := stf.validate(); err != nil {
 		return err
 	}
 	if *dir == "" {

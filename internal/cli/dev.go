@@ -23,14 +23,8 @@ func devCmd(ctx context.Context, args []string, io IO) error {
 	natsPort := fs.Int("nats-port", DefaultEmbeddedNATSPort, "port of the embedded NATS (0: any free port)")
 	stf := addStreamFlags(fs)
 	logger := logFlags(fs, "warn")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	lg, err := logger(io.Err)
+	lg, err := parseChecked(fs, args, logger, io.Err, stf.validate)
 	if err != nil {
-		return err
-	}
-	if err := stf.validate(); err != nil {
 		return err
 	}
 	if *port < 0 || *port > 65535 {

@@ -66,14 +66,8 @@ func runCmd(ctx context.Context, args []string, io IO) error {
 	logger := logFlags(fs, "info")
 	status := fs.Duration("status-interval", 10*time.Second, "how often to print the dispatcher's status (0: never)")
 	target := fs.String("target", "jetstream", "jetstream (exactly once, in order, into --stream) or core (plain NATS subjects: at least once; see the README)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	lg, err := logger(io.Err)
+	lg, err := parseChecked(fs, args, logger, io.Err, stf.validate)
 	if err != nil {
-		return err
-	}
-	if err := stf.validate(); err != nil {
 		return err
 	}
 	if _, err := df.options(); err != nil {

@@ -81,14 +81,8 @@ func workerCmd(ctx context.Context, args []string, io IO) error {
 	nf := addRemoteNATSFlags(fs)
 	stf := addStreamFlags(fs)
 	logger := logFlags(fs, "info")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	lg, err := logger(io.Err)
+	lg, err := parseChecked(fs, args, logger, io.Err, stf.validate)
 	if err != nil {
-		return err
-	}
-	if err := stf.validate(); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -223,8 +217,9 @@ func startCmd(ctx context.Context, args []string, io IO) error {
 	return nil
 }
 
-func stateCmd(ctx context.Context, args []string, io IO) error {
-	fs := newFlagSet("state", io, "Prints the state of a dispatcher workflow (its \"state\" query) as JSON.")
+// onWorkflow parses the flags of a command that acts on one dispatcher
+// workflow (fs may hold more of its own), connects to Temporal and runs act.
+func onWorkflow(ctx context.Context, fs *flag.FlagSet, args []string, act func(c client.Client, workflowID string) error) error {
 	tf := addTemporalFlags(fs)
 	wf := addWorkflowFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -239,75 +234,67 @@ func stateCmd(ctx context.Context, args []string, io IO) error {
 		return err
 	}
 	defer c.Close()
-	st, err := queryState(ctx, c, id)
-	if err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(st, "", "  ")
-	fmt.Fprintln(io.Out, string(b))
-	return nil
+	return act(c, id)
 }
 
-func queryState(ctx context.Context, c client.Client, workflowID string) (workflows.Status, error) {
-	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	v, err := c.QueryWorkflow(qctx, workflowID, "", workflows.QueryState)
-	var nf *serviceerror.NotFound
-	switch {
-	case errors.As(err, &nf):
-		return workflows.Status{}, fmt.Errorf("no workflow %s: start one with seqrelay start, or check --id / --workflow-id", workflowID)
-	case errors.Is(err, context.DeadlineExceeded):
-		return workflows.Status{}, fmt.Errorf("workflow %s did not answer within 10s: is a seqrelay worker running on its task queue?", workflowID)
-	case err != nil:
-		return workflows.Status{}, fmt.Errorf("query workflow %s: %w", workflowID, err)
-	}
-	var st workflows.Status
-	if err := v.Get(&st); err != nil {
-		return workflows.Status{}, err
-	}
-	return st, nil
+func stateCmd(ctx context.Context, args []string, io IO) error {
+	fs := newFlagSet("state", io, "Prints the state of a dispatcher workflow (its \"state\" query) as JSON.")
+	return onWorkflow(ctx, fs, args, func(c client.Client, id string) error {
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		v, err := c.QueryWorkflow(qctx, id, "", workflows.QueryState)
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			return fmt.Errorf("no workflow %s: start one with seqrelay start, or check --id / --workflow-id", id)
+		case errors.Is(err, context.DeadlineExceeded):
+			return fmt.Errorf("workflow %s did not answer within 10s: is a seqrelay worker running on its task queue?", id)
+		case err != nil:
+			return fmt.Errorf("query workflow %s: %w", id, err)
+		}
+		var st workflows.Status
+		if err := v.Get(&st); err != nil {
+			return err
+		}
+		return printJSON(io, st)
+	})
 }
 
 // signalCmd sends pause, resume or stop.
 func signalCmd(signal, summary string) func(context.Context, []string, IO) error {
 	return func(ctx context.Context, args []string, io IO) error {
 		fs := newFlagSet(signal, io, summary)
-		tf := addTemporalFlags(fs)
-		wf := addWorkflowFlags(fs)
 		wait := true
 		if signal == workflows.SignalStop {
 			fs.BoolVar(&wait, "wait", true, "wait for the workflow to complete and print its final state")
 		}
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		id, err := wf.resolve()
-		if err != nil {
-			return err
-		}
-		c, err := tf.dial(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		err = c.SignalWorkflow(ctx, id, "", signal, nil)
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return fmt.Errorf("no running workflow %s", id)
-		}
-		if err != nil {
-			return fmt.Errorf("signal %s to %s: %w", signal, id, err)
-		}
-		fmt.Fprintf(io.Out, "sent %s to %s\n", signal, id)
-		if signal != workflows.SignalStop || !wait {
-			return nil
-		}
-		var st workflows.Status
-		if err := c.GetWorkflow(ctx, id, "").Get(ctx, &st); err != nil {
-			return fmt.Errorf("workflow %s: %w", id, err)
-		}
-		b, _ := json.MarshalIndent(st, "", "  ")
-		fmt.Fprintln(io.Out, string(b))
-		return nil
+		return onWorkflow(ctx, fs, args, func(c client.Client, id string) error {
+			err := c.SignalWorkflow(ctx, id, "", signal, nil)
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				return fmt.Errorf("no running workflow %s", id)
+			}
+			if err != nil {
+				return fmt.Errorf("signal %s to %s: %w", signal, id, err)
+			}
+			fmt.Fprintf(io.Out, "sent %s to %s\n", signal, id)
+			if signal != workflows.SignalStop || !wait {
+				return nil
+			}
+			var st workflows.Status
+			if err := c.GetWorkflow(ctx, id, "").Get(ctx, &st); err != nil {
+				return fmt.Errorf("workflow %s: %w", id, err)
+			}
+			return printJSON(io, st)
+		})
 	}
+}
+
+func printJSON(io IO, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(io.Out, string(b))
+	return err
 }
