@@ -19,6 +19,8 @@ import (
 
 	"github.com/seqrelay/seqrelay/dispatcher"
 	"github.com/seqrelay/seqrelay/eventlog"
+	"github.com/seqrelay/seqrelay/eventlog/postgres"
+	"github.com/seqrelay/seqrelay/eventlog/postgres/pgtest"
 	"github.com/seqrelay/seqrelay/eventlog/sqlite"
 	"github.com/seqrelay/seqrelay/internal/natstest"
 	"github.com/seqrelay/seqrelay/internal/verify"
@@ -49,7 +51,7 @@ type e2e struct {
 	url string
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t *testing.T, store string) *e2e {
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	srv := natstest.Start(t)
 	nc := natstest.Connect(t, srv.URL())
@@ -57,8 +59,17 @@ func newE2E(t *testing.T) *e2e {
 	require.NoError(t, err)
 	_, _, err = publish.EnsureStream(context.Background(), js, publish.StreamConfig{Name: publish.DefaultStream, Subjects: publish.DefaultSubjects})
 	require.NoError(t, err)
-	log, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.WithCreate())
-	require.NoError(t, err)
+	var log eventlog.Log
+	if store == "postgres" { // skipped unless SEQRELAY_TEST_POSTGRES_URL is set
+		url := pgtest.URL(t)
+		l, err := postgres.Open(context.Background(), url, postgres.WithSchema(pgtest.Schema(t, url)), postgres.WithMigrate())
+		require.NoError(t, err)
+		log = l
+	} else {
+		l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.WithCreate())
+		require.NoError(t, err)
+		log = l
+	}
 	t.Cleanup(func() { log.Close() })
 	return &e2e{t: t, ts: ts, c: ts.GetDefaultClient(), log: log, js: js, url: srv.URL()}
 }
@@ -116,11 +127,17 @@ func (e *e2e) verify(n uint64) {
 }
 
 // TestEndToEnd runs the workflow on a real Temporal server with a real
-// worker, SQLite and JetStream: 10000 events arrive in order exactly once;
-// then a worker is stopped in the middle of a second batch of events and a
-// new one carries on, still exactly once.
+// worker, SQLite or PostgreSQL, and JetStream: 10000 events arrive in order
+// exactly once; then a worker is stopped in the middle of a second batch of
+// events and a new one carries on, still exactly once.
 func TestEndToEnd(t *testing.T) {
-	e := newE2E(t)
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) { endToEnd(t, store) })
+	}
+}
+
+func endToEnd(t *testing.T, store string) {
+	e := newE2E(t, store)
 	stop1 := e.startWorker()
 	id := "seqrelay-orders"
 	ctx := context.Background()
@@ -160,7 +177,7 @@ func TestEndToEnd(t *testing.T) {
 
 	events := e.history(id, run.GetRunID())
 	t.Logf("history: %d events for 20000 events delivered (%.1f per 10000)", len(events.Events), float64(len(events.Events))/2)
-	if path := os.Getenv("SEQRELAY_RECORD_HISTORY"); path != "" {
+	if path := os.Getenv("SEQRELAY_RECORD_HISTORY"); path != "" && store == "sqlite" {
 		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(events)
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(path, b, 0o644))
@@ -180,7 +197,7 @@ func (e *e2e) history(id, runID string) *historypb.History {
 }
 
 func TestInvalidInputFailsTheWorkflow(t *testing.T) {
-	e := newE2E(t)
+	e := newE2E(t, "sqlite")
 	defer e.startWorker()()
 	ctx := context.Background()
 	run, err := e.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bad", TaskQueue: taskQueue},

@@ -152,6 +152,8 @@ func TestRunRefusesBadStoresAndFlags(t *testing.T) {
 	}{
 		{"missing store", []string{"--store", filepath.Join(dir, "nope.db")}, 1, "event log file does not exist"},
 		{"not an event log", []string{"--store", notLog}, 1, "not a seqrelay event log"},
+		{"unreadable store", []string{"--store", filepath.Join(notLog, "events.db")}, 1, "not a directory"},
+		{"store is a directory", []string{"--store", dir}, 1, "it is a directory"},
 		{"postgres not built", []string{"--store", "mysql://x"}, 2, "only SQLite"},
 		{"unreachable NATS", []string{"--nats", "nats://127.0.0.1:1"}, 1, "cannot reach NATS at nats://127.0.0.1:1"},
 		{"bad config", []string{"--stall-timeout", "1s"}, 2, "--stall-check-interval is 30s: must be less than --stall-timeout (1s)"},
@@ -169,7 +171,7 @@ func TestRunRefusesBadStoresAndFlags(t *testing.T) {
 		{"missing creds file", []string{"--nats", srv.URL(), "--nats-creds", filepath.Join(dir, "x.creds")}, 1, "--nats-creds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name != "missing store" && tc.name != "not an event log" {
+			if !strings.Contains(tc.name, "store") && tc.name != "not an event log" {
 				// the default store would be created in the data dir
 				tc.args = append([]string{"--data", t.TempDir()}, tc.args...)
 			}
