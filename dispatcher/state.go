@@ -110,6 +110,9 @@ type Status struct {
 	// Published, Skipped and Duplicates count events since start:
 	// acknowledged by the server, skipped by the message creator, and
 	// acknowledged as duplicates (re-sends of events the server held).
+	// They count what this dispatcher saw acknowledged: events that a
+	// crashed predecessor (or, in Temporal, a batch cut short) delivered are
+	// found in the stream by reconciliation and not counted again.
 	Published  uint64
 	Skipped    uint64
 	Duplicates uint64

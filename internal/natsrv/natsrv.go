@@ -112,9 +112,6 @@ func (s *Server) Restart() error {
 	return err
 }
 
-// Running reports whether the server is up.
-func (s *Server) Running() bool { return s.srv != nil && s.srv.Running() }
-
 func freePort(host string) (int, error) {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
