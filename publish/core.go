@@ -45,6 +45,8 @@ func NewCore(nc *nats.Conn, flushTimeout time.Duration) (*Core, error) {
 
 // Begin implements dispatcher.Publisher.
 func (c *Core) Begin(ctx context.Context) (dispatcher.Session, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	if st := c.nc.Status(); st != nats.CONNECTED {
 		return nil, fmt.Errorf("%w (connection is %s)", ErrNotConnected, st)
 	}

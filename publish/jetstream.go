@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -61,6 +62,8 @@ func (p *JetStream) Stream() string { return p.stream }
 // Begin implements dispatcher.Publisher: it finds the stream's newest
 // message and opens a session that chains onto it.
 func (p *JetStream) Begin(ctx context.Context) (dispatcher.Session, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	if st := p.nc.Status(); st != nats.CONNECTED {
 		return nil, fmt.Errorf("%w (connection is %s)", ErrNotConnected, st)
 	}
@@ -249,4 +252,13 @@ func (s *jsSession) Close() error {
 		}
 	})
 	return err
+}
+
+// withDefaultTimeout bounds ctx by 30s when it has no deadline of its own:
+// Begin talks to the server, and a flush needs a deadline.
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, 30*time.Second)
 }
