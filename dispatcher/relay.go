@@ -222,7 +222,8 @@ type run struct {
 	observed   int
 	stop       <-chan struct{}
 	stopping   bool
-	halt       error // returned once drained, when stopping for a poison event
+	halt       error // returned once drained, when stopping for a poison event or a conflict
+	conflict   bool  // draining after the stream changed under this session
 	ro         RunOptions
 	started    time.Time
 	idle       time.Time // when the log was last found empty, zero if not
@@ -463,19 +464,40 @@ func (u *run) drainAcks() error {
 }
 
 func (u *run) onAck(a Ack) error {
-	if a.Err != nil {
-		if a.Seq == 0 {
-			return opError("publish", a.Err)
-		}
-		return opError("publish", &PublishError{Seq: a.Seq, Err: a.Err})
+	if a.Err != nil && a.Seq == 0 {
+		return opError("publish", a.Err) // the session failed as a whole
 	}
 	head, _, ok := u.inflight.front()
 	if !ok || head != a.Seq {
 		return opError("publish", fmt.Errorf("%w: got the ack of event %d while waiting for %d", ErrOutOfOrder, a.Seq, head))
 	}
-	if a.Duplicate && a.Seq > u.sentBefore {
+	if u.conflict {
+		// Draining after a conflict: a message stored now is still ours
+		// (the chain proves every event before it is in the stream).
+		u.inflight.pop()
+		if a.Err == nil && !a.Duplicate {
+			u.p.ack(a)
+		}
+		return nil
+	}
+	var conflict error
+	switch {
+	case errors.Is(a.Err, ErrConflict):
+		conflict = a.Err
+	case a.Err != nil:
+		return opError("publish", &PublishError{Seq: a.Seq, Err: a.Err})
+	case a.Duplicate && a.Seq > u.sentBefore:
 		// Not a re-send of ours: someone else stored this event.
-		return opError("publish", &PublishError{Seq: a.Seq, Err: fmt.Errorf("%w: the stream already held event %d, and not from this writer", ErrConflict, a.Seq)})
+		conflict = fmt.Errorf("%w: the stream already held event %d, and not from this writer", ErrConflict, a.Seq)
+	}
+	if conflict != nil {
+		// Stop sending, and let every message in flight land or fail
+		// before the next session looks at who wrote the stream's newest
+		// message: then no message of ours lands after that look.
+		u.conflict, u.stopping, u.batch = true, true, nil
+		u.halt = opError("publish", &PublishError{Seq: a.Seq, Err: conflict})
+		u.inflight.pop()
+		return nil
 	}
 	u.inflight.pop()
 	u.p.ack(a)
