@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,23 +99,49 @@ func (e *e2e) append(n int, from int) {
 	}
 }
 
-func (e *e2e) state(id string) workflows.Status {
+// query asks the workflow for its state; it can fail for a while after a
+// worker restart (a new worker first replays the workflow's history).
+func (e *e2e) query(id string) (workflows.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := e.c.QueryWorkflow(ctx, id, "", workflows.QueryState)
-	require.NoError(e.t, err)
 	var st workflows.Status
-	require.NoError(e.t, v.Get(&st))
+	v, err := e.c.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	if err == nil {
+		err = v.Get(&st)
+	}
+	return st, err
+}
+
+// waitFor polls the workflow's state until cond holds; failed queries are
+// retried until the deadline.
+func (e *e2e) waitFor(id, what string, cond func(workflows.Status) bool) workflows.Status {
+	e.t.Helper()
+	var (
+		mu      sync.Mutex
+		st      workflows.Status
+		lastErr error
+	)
+	ok := assert.Eventually(e.t, func() bool {
+		s, err := e.query(id)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			lastErr = err
+			return false
+		}
+		st = s
+		return cond(s)
+	}, 2*time.Minute, 20*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if !ok {
+		e.t.Fatalf("waiting for %s: last state %+v, last query error: %v", what, st, lastErr)
+	}
 	return st
 }
 
 func (e *e2e) waitAcked(id string, seq uint64) workflows.Status {
-	var st workflows.Status
-	require.Eventually(e.t, func() bool {
-		st = e.state(id)
-		return st.LastAckedSeqNum >= seq
-	}, 2*time.Minute, 50*time.Millisecond, "waiting for LastAckedSeqNum %d", seq)
-	return st
+	return e.waitFor(id, fmt.Sprintf("LastAckedSeqNum %d", seq), func(s workflows.Status) bool { return s.LastAckedSeqNum >= seq })
 }
 
 func (e *e2e) verify(n uint64) {
@@ -149,17 +176,16 @@ func endToEnd(t *testing.T, store string) {
 	st := e.waitAcked(id, 10000)
 	assert.EqualValues(t, 10000, st.LastAckedSeqNum)
 	e.verify(10000)
-	require.Eventually(t, func() bool { return e.state(id).LastCheckpoint == 10000 }, time.Minute, 50*time.Millisecond)
+	e.waitFor(id, "checkpoint 10000", func(s workflows.Status) bool { return s.LastCheckpoint == 10000 })
 
 	// Pause and resume (their signals are part of the recorded history).
 	require.NoError(t, e.c.SignalWorkflow(ctx, id, "", workflows.SignalPause, nil))
-	require.Eventually(t, func() bool { return e.state(id).Paused }, time.Minute, 20*time.Millisecond)
+	e.waitFor(id, "paused", func(s workflows.Status) bool { return s.Paused })
 	require.NoError(t, e.c.SignalWorkflow(ctx, id, "", workflows.SignalResume, nil))
 
 	// Second batch of events; stop the worker in the middle of it.
 	e.append(10000, 10001)
-	var mid uint64
-	require.Eventually(t, func() bool { mid = e.state(id).LastAckedSeqNum; return mid > 10000 }, time.Minute, 5*time.Millisecond)
+	mid := e.waitFor(id, "delivery of the second batch to begin", func(s workflows.Status) bool { return s.LastAckedSeqNum > 10000 }).LastAckedSeqNum
 	stop1() // queries need a worker: none until the next one starts
 	t.Logf("worker stopped after LastAckedSeqNum %d", mid)
 	stop2 := e.startWorker()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,13 +59,36 @@ func (b *background) stop(t *testing.T) int {
 	}
 }
 
-func stateOf(t *testing.T, args ...string) workflows.Status {
-	t.Helper()
+// stateOf runs `seqrelay state`; ok is false when it failed.
+func stateOf(t *testing.T, args ...string) (workflows.Status, bool) {
 	r := run(t, "", append([]string{"state"}, args...)...)
-	require.Equal(t, 0, r.code, r.err)
 	var st workflows.Status
-	require.NoError(t, json.Unmarshal([]byte(r.out), &st), r.out)
-	return st
+	if r.code != 0 || json.Unmarshal([]byte(r.out), &st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+// waitState runs `seqrelay state` until cond holds.
+func waitState(t *testing.T, args []string, cond func(workflows.Status) bool) workflows.Status {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		last workflows.Status
+	)
+	ok := assert.Eventually(t, func() bool {
+		st, ok := stateOf(t, args...)
+		mu.Lock()
+		defer mu.Unlock()
+		last = st
+		return ok && cond(st)
+	}, time.Minute, 50*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if !ok {
+		t.Fatalf("state never met the condition; last: %+v", last)
+	}
+	return last
 }
 
 // TestTemporalCommands drives worker, start, state, pause, resume and stop
@@ -95,16 +119,15 @@ func TestTemporalCommands(t *testing.T) {
 	}
 	require.Equal(t, 0, run(t, lines.String(), "append", "--store", store).code)
 	state := append([]string{"--id", "orders"}, tflags...)
-	require.Eventually(t, func() bool { return stateOf(t, state...).LastCheckpoint == 100 }, time.Minute, 50*time.Millisecond)
-	st := stateOf(t, state...)
+	st := waitState(t, state, func(s workflows.Status) bool { return s.LastCheckpoint == 100 })
 	assert.EqualValues(t, 100, st.LastAckedSeqNum)
 	assert.EqualValues(t, 100, st.Published)
 
 	r = run(t, "", append([]string{"pause"}, state...)...)
 	require.Equal(t, 0, r.code, r.err)
-	require.Eventually(t, func() bool { return stateOf(t, state...).Paused }, time.Minute, 20*time.Millisecond)
+	waitState(t, state, func(s workflows.Status) bool { return s.Paused })
 	require.Equal(t, 0, run(t, "", append([]string{"resume"}, state...)...).code)
-	require.Eventually(t, func() bool { return !stateOf(t, state...).Paused }, time.Minute, 20*time.Millisecond)
+	waitState(t, state, func(s workflows.Status) bool { return !s.Paused })
 
 	r = run(t, "", append([]string{"stop"}, state...)...)
 	require.Equal(t, 0, r.code, r.err)
@@ -156,6 +179,6 @@ func TestDev(t *testing.T) {
 	r = run(t, "", "append", "--store", filepath.Join(data, "events.db"), "--type", "order.created", "--payload", `{"id":1}`)
 	require.Equal(t, 0, r.code, r.err)
 	state := append([]string{"--id", "orders"}, tflags...)
-	require.Eventually(t, func() bool { return stateOf(t, state...).LastAckedSeqNum == 1 }, time.Minute, 50*time.Millisecond)
+	waitState(t, state, func(s workflows.Status) bool { return s.LastAckedSeqNum == 1 })
 	assert.Equal(t, 0, d.stop(t), d.err.String())
 }
