@@ -12,6 +12,7 @@ import (
 
 	"github.com/seqrelay/seqrelay/dispatcher"
 	"github.com/seqrelay/seqrelay/eventlog"
+	"github.com/seqrelay/seqrelay/internal/dispatchertest"
 	"github.com/seqrelay/seqrelay/internal/natstest"
 	"github.com/seqrelay/seqrelay/publish"
 )
@@ -77,7 +78,7 @@ func TestNewRejectsInvalidConfigAndOptions(t *testing.T) {
 
 func TestStartTwiceAndStopIdempotent(t *testing.T) {
 	f := newFixture(t)
-	d := f.newDispatcher(dispatcherOpts{})
+	d := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, d.Stop(ctx(t)), "Stop before Start is a no-op")
 	require.NoError(t, d.Start(ctx(t)))
 	err := d.Start(ctx(t))
@@ -89,12 +90,12 @@ func TestStartTwiceAndStopIdempotent(t *testing.T) {
 	// A stopped dispatcher starts again and carries on.
 	f.append(1)
 	require.NoError(t, d.Start(ctx(t)))
-	waitAcked(t, d, 1)
+	dispatchertest.WaitAcked(t, d, 1)
 }
 
 func TestStartFailsWhenTheCheckpointCannotBeLoaded(t *testing.T) {
 	f := newFixture(t)
-	d := f.newDispatcher(dispatcherOpts{})
+	d := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, f.log.Close())
 	err := d.Start(ctx(t))
 	require.ErrorIs(t, err, eventlog.ErrClosed)
@@ -106,17 +107,17 @@ func TestStartFailsWhenTheCheckpointCannotBeLoaded(t *testing.T) {
 // (the network is frozen), Stop gives up at its deadline.
 func TestStopHonoursItsDeadline(t *testing.T) {
 	f := newFixture(t)
-	proxy := natstest.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", f.srv.Port()))
-	cfg := testConfig()
+	proxy := natstest.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", f.Srv.Port()))
+	cfg := dispatchertest.Config()
 	cfg.StallTimeout = time.Minute
-	d := f.newDispatcher(dispatcherOpts{url: proxy.URL(), cfg: cfg})
+	d := f.newDispatcher(dispatchertest.Options{URL: proxy.URL(), Config: cfg})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(1)
-	waitAcked(t, d, 1)
+	dispatchertest.WaitAcked(t, d, 1)
 
 	proxy.Freeze()
 	f.append(1)
-	waitFor(t, "event 2 in flight", func() bool { return d.State().LastObservedSeqNum == 2 })
+	dispatchertest.WaitFor(t, "event 2 in flight", func() bool { return d.State().LastObservedSeqNum == 2 })
 	c, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -130,27 +131,27 @@ func TestStopHonoursItsDeadline(t *testing.T) {
 
 func TestForeignStreamHaltsDelivery(t *testing.T) {
 	f := newFixture(t)
-	_, err := f.js().Publish(ctx(t), "seqrelay.other", []byte("not ours"))
+	_, err := f.JS().Publish(ctx(t), "seqrelay.other", []byte("not ours"))
 	require.NoError(t, err)
-	d := f.newDispatcher(dispatcherOpts{})
+	d := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(1)
-	waitFor(t, "halt", func() bool { return d.Status().Halted })
+	dispatchertest.WaitFor(t, "halt", func() bool { return d.Status().Halted })
 	assert.Contains(t, d.Status().LastError, "not published by seqrelay")
-	assert.EqualValues(t, 1, f.streamMsgs(), "nothing published after the foreign message")
+	assert.EqualValues(t, 1, f.Count(), "nothing published after the foreign message")
 }
 
 func TestStreamOfAnotherDispatcherHaltsDelivery(t *testing.T) {
 	f := newFixture(t)
-	a := f.newDispatcher(dispatcherOpts{id: "a"})
+	a := f.newDispatcher(dispatchertest.Options{ID: "a"})
 	require.NoError(t, a.Start(ctx(t)))
 	f.append(1)
-	waitAcked(t, a, 1)
+	dispatchertest.WaitAcked(t, a, 1)
 	require.NoError(t, a.Stop(ctx(t)))
 
-	b := f.newDispatcher(dispatcherOpts{id: "b"})
+	b := f.newDispatcher(dispatchertest.Options{ID: "b"})
 	require.NoError(t, b.Start(ctx(t)))
-	waitFor(t, "halt", func() bool { return b.Status().Halted })
+	dispatchertest.WaitFor(t, "halt", func() bool { return b.Status().Halted })
 	assert.Contains(t, b.Status().LastError, `not one of dispatcher "b"`)
 }
 
@@ -179,17 +180,17 @@ func TestPublisherRejectsBadArguments(t *testing.T) {
 // at the first event, nothing lost.
 func TestMissingStreamThenCreated(t *testing.T) {
 	f := newFixture(t)
-	require.NoError(t, f.js().DeleteStream(ctx(t), stream))
-	d := f.newDispatcher(dispatcherOpts{})
+	require.NoError(t, f.JS().DeleteStream(ctx(t), stream))
+	d := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(3)
-	waitFor(t, "a failure", func() bool { return d.Status().Failures >= 2 })
+	dispatchertest.WaitFor(t, "a failure", func() bool { return d.Status().Failures >= 2 })
 	st := d.Status()
 	assert.Contains(t, st.LastError, `stream not found: "EVENTS"`)
 	assert.Zero(t, st.LastAckedSeqNum)
 
-	_, _, err := publish.EnsureStream(ctx(t), f.js(), publish.StreamConfig{Name: stream, Subjects: publish.DefaultSubjects})
+	_, _, err := publish.EnsureStream(ctx(t), f.JS(), publish.StreamConfig{Name: stream, Subjects: publish.DefaultSubjects})
 	require.NoError(t, err)
-	waitAcked(t, d, 3)
-	assert.Equal(t, []uint64{1, 2, 3}, natstest.Seqs(f.stream()))
+	dispatchertest.WaitAcked(t, d, 3)
+	assert.Equal(t, []uint64{1, 2, 3}, natstest.Seqs(f.Messages()))
 }

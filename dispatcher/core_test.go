@@ -13,6 +13,7 @@ import (
 
 	"github.com/seqrelay/seqrelay/dispatcher"
 	"github.com/seqrelay/seqrelay/eventlog"
+	"github.com/seqrelay/seqrelay/internal/dispatchertest"
 	"github.com/seqrelay/seqrelay/internal/natstest"
 	"github.com/seqrelay/seqrelay/publish"
 )
@@ -30,13 +31,13 @@ func (s *subscriber) got() []uint64 {
 }
 
 func coreDispatcher(t *testing.T, f *fixture, cfg dispatcher.Config) *dispatcher.Dispatcher {
-	pub, err := publish.NewCore(natstest.Connect(t, f.srv.URL()), time.Second)
+	pub, err := publish.NewCore(natstest.Connect(t, f.Srv.URL()), time.Second)
 	require.NoError(t, err)
 	w, err := eventlog.NewWatcher(f.log, "orders")
 	require.NoError(t, err)
 	creator, err := dispatcher.NewSubjectCreator("plain")
 	require.NoError(t, err)
-	d, err := dispatcher.New(pub, w, creator, cfg, dispatcher.WithLogger(testLogger(t)))
+	d, err := dispatcher.New(pub, w, creator, cfg, dispatcher.WithLogger(dispatchertest.Logger(t)))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = d.Stop(context.Background()) })
 	return d
@@ -49,7 +50,7 @@ func coreDispatcher(t *testing.T, f *fixture, cfg dispatcher.Config) *dispatcher
 func TestCoreNATSTarget(t *testing.T) {
 	f := newFixture(t)
 	sub := &subscriber{}
-	s, err := f.nc.Subscribe("plain.>", func(m *nats.Msg) {
+	s, err := f.NC.Subscribe("plain.>", func(m *nats.Msg) {
 		seq, err := strconv.ParseUint(m.Header.Get(dispatcher.KeySeqNum), 10, 64)
 		if err == nil {
 			sub.mu.Lock()
@@ -58,23 +59,23 @@ func TestCoreNATSTarget(t *testing.T) {
 		}
 	})
 	require.NoError(t, err)
-	require.NoError(t, f.nc.Flush())
+	require.NoError(t, f.NC.Flush())
 	defer s.Unsubscribe()
 
-	cfg := testConfig()
+	cfg := dispatchertest.Config()
 	cfg.CheckpointInterval = -1 // nothing persisted: a restart resends
 	d := coreDispatcher(t, f, cfg)
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(20)
-	waitAcked(t, d, 20)
-	waitFor(t, "20 messages", func() bool { return len(sub.got()) == 20 })
+	dispatchertest.WaitAcked(t, d, 20)
+	dispatchertest.WaitFor(t, "20 messages", func() bool { return len(sub.got()) == 20 })
 	assert.Equal(t, natstest.Range(1, 20), sub.got(), "in order, once, while nothing fails")
 	require.NoError(t, d.Stop(ctx(t)))
 
 	d2 := coreDispatcher(t, f, cfg)
 	require.NoError(t, d2.Start(ctx(t)))
-	waitAcked(t, d2, 20)
-	waitFor(t, "the resend", func() bool { return len(sub.got()) == 40 })
+	dispatchertest.WaitAcked(t, d2, 20)
+	dispatchertest.WaitFor(t, "the resend", func() bool { return len(sub.got()) == 40 })
 	assert.Equal(t, append(natstest.Range(1, 20), natstest.Range(1, 20)...), sub.got(),
 		"no stream to reconcile with: at least once, de-duplicate by KeySeqNum")
 }

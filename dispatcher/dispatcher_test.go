@@ -14,18 +14,19 @@ import (
 	"github.com/seqrelay/seqrelay/dispatcher"
 	"github.com/seqrelay/seqrelay/eventlog"
 	"github.com/seqrelay/seqrelay/eventlog/sqlite"
+	"github.com/seqrelay/seqrelay/internal/dispatchertest"
 	"github.com/seqrelay/seqrelay/internal/natsrv"
 	"github.com/seqrelay/seqrelay/internal/natstest"
 )
 
 func TestEventFlow(t *testing.T) {
 	f := newFixture(t)
-	d := f.newDispatcher(dispatcherOpts{})
+	d := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, d.Start(ctx(t)))
 	seqs := f.append(5)
-	waitAcked(t, d, seqs[4])
+	dispatchertest.WaitAcked(t, d, seqs[4])
 
-	msgs := f.stream()
+	msgs := f.Messages()
 	require.Len(t, msgs, 5)
 	for i, m := range msgs {
 		assert.Equal(t, seqs[i], m.Seq, "KeySeqNum of message %d", i)
@@ -34,7 +35,7 @@ func TestEventFlow(t *testing.T) {
 		assert.Equal(t, "seqrelay.events.order.created", m.Subject)
 		assert.Equal(t, dispatcher.MsgID("orders", seqs[i]), m.Header.Get("Nats-Msg-Id"))
 	}
-	waitFor(t, "checkpoint 5", func() bool { return d.State().LastCheckpoint == 5 })
+	dispatchertest.WaitFor(t, "checkpoint 5", func() bool { return d.State().LastCheckpoint == 5 })
 	assert.Equal(t, dispatcher.State{LastAckedSeqNum: 5, LastObservedSeqNum: 5, LastCheckpoint: 5}, d.State())
 }
 
@@ -42,11 +43,11 @@ func TestEventFlowFromSQLite(t *testing.T) {
 	log, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), sqlite.WithCreate())
 	require.NoError(t, err)
 	f := newFixtureWith(t, natsrv.Options{}, log)
-	d := f.newDispatcher(dispatcherOpts{})
+	d := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(200)
-	waitAcked(t, d, 200)
-	assert.Equal(t, natstest.Range(1, 200), natstest.Seqs(f.stream()))
+	dispatchertest.WaitAcked(t, d, 200)
+	assert.Equal(t, natstest.Range(1, 200), natstest.Seqs(f.Messages()))
 }
 
 // TestRecoversWhenNATSRestarts: NATS goes down after event 1; event 2 is
@@ -54,58 +55,58 @@ func TestEventFlowFromSQLite(t *testing.T) {
 // port; event 2 arrives and the stream holds each event exactly once.
 func TestRecoversWhenNATSRestarts(t *testing.T) {
 	f := newFixture(t)
-	d := f.newDispatcher(dispatcherOpts{})
+	d := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(1)
-	waitAcked(t, d, 1)
+	dispatchertest.WaitAcked(t, d, 1)
 
-	f.srv.Shutdown()
+	f.Srv.Shutdown()
 	f.append(1)
 	// Wait until the dispatcher has tried, and failed, to deliver event 2
 	// at least twice while NATS is down.
-	waitFor(t, "failed attempts while NATS is down", func() bool { return d.Status().Failures >= 2 })
+	dispatchertest.WaitFor(t, "failed attempts while NATS is down", func() bool { return d.Status().Failures >= 2 })
 	st := d.Status()
 	assert.EqualValues(t, 1, st.LastAckedSeqNum, "nothing can be acknowledged while NATS is down")
 	assert.True(t, st.Recovering)
 	assert.NotEmpty(t, st.LastError)
 
-	require.NoError(t, f.srv.Restart())
-	waitAcked(t, d, 2)
-	assert.Equal(t, []uint64{1, 2}, natstest.Seqs(f.stream()))
-	waitFor(t, "recovered", func() bool { return !d.Status().Recovering })
+	require.NoError(t, f.Srv.Restart())
+	dispatchertest.WaitAcked(t, d, 2)
+	assert.Equal(t, []uint64{1, 2}, natstest.Seqs(f.Messages()))
+	dispatchertest.WaitFor(t, "recovered", func() bool { return !d.Status().Recovering })
 }
 
 // TestCheckpointAndRestart: the checkpoint reaches 5, the dispatcher stops,
 // events 6-8 are appended, and a new dispatcher delivers exactly 6-8.
 func TestCheckpointAndRestart(t *testing.T) {
 	f := newFixture(t)
-	d := f.newDispatcher(dispatcherOpts{})
+	d := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(5)
-	waitFor(t, "checkpoint 5", func() bool { return d.State().LastCheckpoint == 5 })
+	dispatchertest.WaitFor(t, "checkpoint 5", func() bool { return d.State().LastCheckpoint == 5 })
 	require.NoError(t, d.Stop(ctx(t)))
 
 	f.append(3)
-	d2 := f.newDispatcher(dispatcherOpts{})
+	d2 := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, d2.Start(ctx(t)))
 	assert.EqualValues(t, 5, d2.State().LastCheckpoint, "starts from the stored checkpoint")
-	waitAcked(t, d2, 8)
+	dispatchertest.WaitAcked(t, d2, 8)
 	st := d2.Status()
 	assert.EqualValues(t, 3, st.Published, "the new dispatcher publishes 6-8 only")
 	assert.Zero(t, st.Duplicates)
-	assert.Equal(t, natstest.Range(1, 8), natstest.Seqs(f.stream()))
+	assert.Equal(t, natstest.Range(1, 8), natstest.Seqs(f.Messages()))
 }
 
 // TestCheckpointOnStop: with periodic checkpointing effectively off, Stop
 // still stores the final checkpoint.
 func TestCheckpointOnStop(t *testing.T) {
 	f := newFixture(t)
-	cfg := testConfig()
+	cfg := dispatchertest.Config()
 	cfg.CheckpointInterval = time.Hour
-	d := f.newDispatcher(dispatcherOpts{cfg: cfg})
+	d := f.newDispatcher(dispatchertest.Options{Config: cfg})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(3)
-	waitAcked(t, d, 3)
+	dispatchertest.WaitAcked(t, d, 3)
 	cp, err := f.log.LastCheckpoint(ctx(t), "orders")
 	require.NoError(t, err)
 	require.Zero(t, cp, "no periodic checkpoint within an hour")
@@ -119,12 +120,12 @@ func TestCheckpointOnStop(t *testing.T) {
 
 func TestNegativeCheckpointIntervalStoresNothing(t *testing.T) {
 	f := newFixture(t)
-	cfg := testConfig()
+	cfg := dispatchertest.Config()
 	cfg.CheckpointInterval = -1
-	d := f.newDispatcher(dispatcherOpts{cfg: cfg})
+	d := f.newDispatcher(dispatchertest.Options{Config: cfg})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(2)
-	waitAcked(t, d, 2)
+	dispatchertest.WaitAcked(t, d, 2)
 	require.NoError(t, d.Stop(ctx(t)))
 	cp, err := f.log.LastCheckpoint(ctx(t), "orders")
 	require.NoError(t, err)
@@ -136,22 +137,22 @@ func TestNegativeCheckpointIntervalStoresNothing(t *testing.T) {
 // no reliance on the server's de-duplication window.
 func TestResumesAfterWhatTheStreamHolds(t *testing.T) {
 	f := newFixture(t)
-	cfg := testConfig()
+	cfg := dispatchertest.Config()
 	cfg.CheckpointInterval = -1
-	d := f.newDispatcher(dispatcherOpts{cfg: cfg})
+	d := f.newDispatcher(dispatchertest.Options{Config: cfg})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(5)
-	waitAcked(t, d, 5)
+	dispatchertest.WaitAcked(t, d, 5)
 	require.NoError(t, d.Stop(ctx(t)))
 
 	f.append(1)
-	d2 := f.newDispatcher(dispatcherOpts{cfg: cfg})
+	d2 := f.newDispatcher(dispatchertest.Options{Config: cfg})
 	require.NoError(t, d2.Start(ctx(t)))
-	waitAcked(t, d2, 6)
+	dispatchertest.WaitAcked(t, d2, 6)
 	st := d2.Status()
 	assert.EqualValues(t, 1, st.Published)
 	assert.Zero(t, st.Duplicates)
-	assert.Equal(t, natstest.Range(1, 6), natstest.Seqs(f.stream()))
+	assert.Equal(t, natstest.Range(1, 6), natstest.Seqs(f.Messages()))
 }
 
 // TestStalledPublishIsRecovered freezes the network between the dispatcher
@@ -160,19 +161,19 @@ func TestResumesAfterWhatTheStreamHolds(t *testing.T) {
 // again, with event 2 in the stream once.
 func TestStalledPublishIsRecovered(t *testing.T) {
 	f := newFixture(t)
-	proxy := natstest.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", f.srv.Port()))
-	cfg := testConfig()
+	proxy := natstest.StartProxy(t, fmt.Sprintf("127.0.0.1:%d", f.Srv.Port()))
+	cfg := dispatchertest.Config()
 	cfg.StallTimeout = 300 * time.Millisecond
 	cfg.StallCheckInterval = 50 * time.Millisecond
 	cfg.SeekTimeout = 500 * time.Millisecond
-	d := f.newDispatcher(dispatcherOpts{url: proxy.URL(), cfg: cfg})
+	d := f.newDispatcher(dispatchertest.Options{URL: proxy.URL(), Config: cfg})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(1)
-	waitAcked(t, d, 1)
+	dispatchertest.WaitAcked(t, d, 1)
 
 	proxy.Freeze()
 	f.append(1)
-	waitFor(t, "a stall to be detected", func() bool {
+	dispatchertest.WaitFor(t, "a stall to be detected", func() bool {
 		st := d.Status()
 		return st.Failures >= 1 && st.Recovering
 	})
@@ -180,8 +181,8 @@ func TestStalledPublishIsRecovered(t *testing.T) {
 	assert.EqualValues(t, 1, d.State().LastAckedSeqNum)
 
 	proxy.Thaw()
-	waitAcked(t, d, 2)
-	assert.Equal(t, []uint64{1, 2}, natstest.Seqs(f.stream()))
+	dispatchertest.WaitAcked(t, d, 2)
+	assert.Equal(t, []uint64{1, 2}, natstest.Seqs(f.Messages()))
 }
 
 func TestSkippedEventsAdvanceTheCheckpoint(t *testing.T) {
@@ -194,11 +195,11 @@ func TestSkippedEventsAdvanceTheCheckpoint(t *testing.T) {
 		}
 		return base.CreateMessage(e)
 	})
-	d := f.newDispatcher(dispatcherOpts{creator: onlyOdd})
+	d := f.newDispatcher(dispatchertest.Options{Creator: onlyOdd})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(6)
-	waitFor(t, "checkpoint 6", func() bool { return d.State().LastCheckpoint == 6 })
-	assert.Equal(t, []uint64{1, 3, 5}, natstest.Seqs(f.stream()))
+	dispatchertest.WaitFor(t, "checkpoint 6", func() bool { return d.State().LastCheckpoint == 6 })
+	assert.Equal(t, []uint64{1, 3, 5}, natstest.Seqs(f.Messages()))
 	st := d.Status()
 	assert.EqualValues(t, 3, st.Skipped)
 	assert.EqualValues(t, 5, st.LastAckedSeqNum)
@@ -208,8 +209,8 @@ func TestSkippedEventsAdvanceTheCheckpoint(t *testing.T) {
 func TestLargeBacklogInOrder(t *testing.T) {
 	f := newFixture(t)
 	f.append(20000)
-	d := f.newDispatcher(dispatcherOpts{opts: []dispatcher.Option{dispatcher.WithMaxInFlight(256), dispatcher.WithBatchSize(100)}})
+	d := f.newDispatcher(dispatchertest.Options{Options: []dispatcher.Option{dispatcher.WithMaxInFlight(256), dispatcher.WithBatchSize(100)}})
 	require.NoError(t, d.Start(ctx(t)))
-	waitAcked(t, d, 20000)
-	assert.Equal(t, natstest.Range(1, 20000), natstest.Seqs(f.stream()))
+	dispatchertest.WaitAcked(t, d, 20000)
+	assert.Equal(t, natstest.Range(1, 20000), natstest.Seqs(f.Messages()))
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seqrelay/seqrelay/dispatcher"
+	"github.com/seqrelay/seqrelay/internal/dispatchertest"
 	"github.com/seqrelay/seqrelay/internal/natstest"
 )
 
@@ -16,12 +17,12 @@ import (
 // delivers everything, and the stream holds every event once, in order.
 func TestTwoDispatchersOnOneStream(t *testing.T) {
 	f := newFixture(t)
-	a := f.newDispatcher(dispatcherOpts{})
+	a := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, a.Start(ctx(t)))
 	f.append(50)
-	waitAcked(t, a, 50)
+	dispatchertest.WaitAcked(t, a, 50)
 
-	b := f.newDispatcher(dispatcherOpts{})
+	b := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, b.Start(ctx(t)))
 	var winner, loser *dispatcher.Dispatcher
 	for i := 0; i < 200 && loser == nil; i++ {
@@ -33,7 +34,7 @@ func TestTwoDispatchersOnOneStream(t *testing.T) {
 			winner, loser = a, b
 		}
 		if loser == nil {
-			waitFor(t, "both to catch up or one to halt", func() bool {
+			dispatchertest.WaitFor(t, "both to catch up or one to halt", func() bool {
 				return a.Status().Halted || b.Status().Halted ||
 					(a.State().LastAckedSeqNum == uint64(75+25*i) && b.State().LastAckedSeqNum == uint64(75+25*i))
 			})
@@ -47,7 +48,7 @@ func TestTwoDispatchersOnOneStream(t *testing.T) {
 	head, err := f.log.Head(ctx(t))
 	require.NoError(t, err)
 	f.append(10)
-	waitAcked(t, winner, head+10)
+	dispatchertest.WaitAcked(t, winner, head+10)
 	assert.False(t, winner.Status().Halted)
-	assert.Equal(t, natstest.Range(1, head+10), natstest.Seqs(f.stream()))
+	assert.Equal(t, natstest.Range(1, head+10), natstest.Seqs(f.Messages()))
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/seqrelay/seqrelay/dispatcher"
 	"github.com/seqrelay/seqrelay/eventlog"
+	"github.com/seqrelay/seqrelay/internal/dispatchertest"
 	"github.com/seqrelay/seqrelay/internal/natsrv"
 	"github.com/seqrelay/seqrelay/internal/natstest"
 	"github.com/seqrelay/seqrelay/publish"
@@ -35,10 +36,10 @@ func failOn(t *testing.T, bad uint64) dispatcher.MessageCreator {
 // exactly the poison event.
 func TestPoisonStopHaltsAndResumesAfterTheFix(t *testing.T) {
 	f := newFixture(t)
-	d := f.newDispatcher(dispatcherOpts{creator: failOn(t, 3)})
+	d := f.newDispatcher(dispatchertest.Options{Creator: failOn(t, 3)})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(5)
-	waitFor(t, "halt", func() bool { return d.Status().Halted })
+	dispatchertest.WaitFor(t, "halt", func() bool { return d.Status().Halted })
 	st := d.Status()
 	assert.Contains(t, st.LastError, `event 3 (type "order.created") cannot be delivered: schema v3 is not supported`)
 	assert.Contains(t, st.LastError, "delivery resumes at event 3")
@@ -47,23 +48,23 @@ func TestPoisonStopHaltsAndResumesAfterTheFix(t *testing.T) {
 	cp, err := f.log.LastCheckpoint(ctx(t), "orders")
 	require.NoError(t, err)
 	assert.EqualValues(t, 2, cp, "checkpoint stops right before the poison event")
-	assert.Equal(t, []uint64{1, 2}, natstest.Seqs(f.stream()))
+	assert.Equal(t, []uint64{1, 2}, natstest.Seqs(f.Messages()))
 
-	fixed := f.newDispatcher(dispatcherOpts{})
+	fixed := f.newDispatcher(dispatchertest.Options{})
 	require.NoError(t, fixed.Start(ctx(t)))
-	waitAcked(t, fixed, 5)
-	assert.Equal(t, natstest.Range(1, 5), natstest.Seqs(f.stream()))
+	dispatchertest.WaitAcked(t, fixed, 5)
+	assert.Equal(t, natstest.Range(1, 5), natstest.Seqs(f.Messages()))
 }
 
 // TestPoisonDeadLetter: the poison event goes to the dead-letter subject in
 // its place in the sequence, and delivery carries on.
 func TestPoisonDeadLetter(t *testing.T) {
 	f := newFixture(t)
-	d := f.newDispatcher(dispatcherOpts{creator: failOn(t, 3), opts: []dispatcher.Option{dispatcher.WithPoisonPolicy(dispatcher.PoisonDeadLetter)}})
+	d := f.newDispatcher(dispatchertest.Options{Creator: failOn(t, 3), Options: []dispatcher.Option{dispatcher.WithPoisonPolicy(dispatcher.PoisonDeadLetter)}})
 	require.NoError(t, d.Start(ctx(t)))
 	f.append(5)
-	waitAcked(t, d, 5)
-	msgs := f.stream()
+	dispatchertest.WaitAcked(t, d, 5)
+	msgs := f.Messages()
 	require.Equal(t, natstest.Range(1, 5), natstest.Seqs(msgs))
 	dl := msgs[2]
 	assert.Equal(t, "seqrelay.deadletter.order.created", dl.Subject)
@@ -81,7 +82,7 @@ func TestOversizedEvent(t *testing.T) {
 	for _, policy := range []dispatcher.PoisonPolicy{dispatcher.PoisonStop, dispatcher.PoisonDeadLetter} {
 		t.Run(string(policy), func(t *testing.T) {
 			f := newFixtureWith(t, natsrv.Options{MaxPayload: 4096}, eventlog.NewMemory())
-			d := f.newDispatcher(dispatcherOpts{opts: []dispatcher.Option{dispatcher.WithPoisonPolicy(policy)}})
+			d := f.newDispatcher(dispatchertest.Options{Options: []dispatcher.Option{dispatcher.WithPoisonPolicy(policy)}})
 			require.NoError(t, d.Start(ctx(t)))
 			_, err := f.log.Append(ctx(t),
 				eventlog.Event{Type: "small", Payload: []byte("a")},
@@ -90,14 +91,14 @@ func TestOversizedEvent(t *testing.T) {
 			)
 			require.NoError(t, err)
 			if policy == dispatcher.PoisonStop {
-				waitFor(t, "halt", func() bool { return d.Status().Halted })
+				dispatchertest.WaitFor(t, "halt", func() bool { return d.Status().Halted })
 				assert.Contains(t, d.Status().LastError, "event 2")
 				assert.Contains(t, d.Status().LastError, "maximum payload")
-				assert.Equal(t, []uint64{1}, natstest.Seqs(f.stream()))
+				assert.Equal(t, []uint64{1}, natstest.Seqs(f.Messages()))
 				return
 			}
-			waitAcked(t, d, 3)
-			msgs := f.stream()
+			dispatchertest.WaitAcked(t, d, 3)
+			msgs := f.Messages()
 			require.Equal(t, []uint64{1, 2, 3}, natstest.Seqs(msgs))
 			assert.Equal(t, "seqrelay.deadletter.big", msgs[1].Subject)
 			assert.Equal(t, "10000", msgs[1].Header.Get(dispatcher.KeyPayloadDropped))
@@ -111,14 +112,10 @@ func TestOversizedEvent(t *testing.T) {
 // after it are refused too by the chain. The dispatcher rewinds, dead-
 // letters the rejected event and re-sends the rest, in order, once.
 func TestRejectedByStreamLimit(t *testing.T) {
-	srv := natstest.Start(t)
-	nc := natstest.Connect(t, srv.URL())
-	js, err := jetstream.New(nc)
+	f := newFixture(t)
+	_, err := f.JS().UpdateStream(ctx(t), jetstream.StreamConfig{Name: stream, Subjects: publish.DefaultSubjects, MaxMsgSize: 2048})
 	require.NoError(t, err)
-	_, err = js.CreateStream(ctx(t), jetstream.StreamConfig{Name: stream, Subjects: publish.DefaultSubjects, MaxMsgSize: 2048})
-	require.NoError(t, err)
-	f := &fixture{t: t, srv: srv, nc: nc, log: eventlog.NewMemory()}
-	d := f.newDispatcher(dispatcherOpts{opts: []dispatcher.Option{dispatcher.WithPoisonPolicy(dispatcher.PoisonDeadLetter)}})
+	d := f.newDispatcher(dispatchertest.Options{Options: []dispatcher.Option{dispatcher.WithPoisonPolicy(dispatcher.PoisonDeadLetter)}})
 	require.NoError(t, d.Start(ctx(t)))
 	evs := []eventlog.Event{{Type: "a", Payload: []byte("1")}, {Type: "big", Payload: bytes.Repeat([]byte("x"), 3000)}}
 	for range 20 {
@@ -126,8 +123,8 @@ func TestRejectedByStreamLimit(t *testing.T) {
 	}
 	_, err = f.log.Append(ctx(t), evs...)
 	require.NoError(t, err)
-	waitAcked(t, d, 22)
-	msgs := f.stream()
+	dispatchertest.WaitAcked(t, d, 22)
+	msgs := f.Messages()
 	require.Equal(t, natstest.Range(1, 22), natstest.Seqs(msgs))
 	assert.Equal(t, "seqrelay.deadletter.big", msgs[1].Subject)
 	assert.Contains(t, msgs[1].Header.Get(dispatcher.KeyDeadLetterError), "message size exceeds maximum")

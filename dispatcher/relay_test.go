@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seqrelay/seqrelay/dispatcher"
+	"github.com/seqrelay/seqrelay/internal/dispatchertest"
 	"github.com/seqrelay/seqrelay/internal/natstest"
 	"github.com/seqrelay/seqrelay/publish"
 )
@@ -18,17 +19,17 @@ import (
 // Temporal activity uses).
 func (f *fixture) newRelay(cfg dispatcher.Config) (*dispatcher.Relay, dispatcher.Publisher) {
 	creator, err := dispatcher.NewSubjectCreator(publish.DefaultSubjectPrefix)
-	require.NoError(f.t, err)
-	r, err := dispatcher.NewRelay("orders", f.log, creator, cfg, dispatcher.WithLogger(testLogger(f.t)), dispatcher.WithBatchSize(7))
-	require.NoError(f.t, err)
-	pub, err := publish.NewJetStream(natstest.Connect(f.t, f.srv.URL()), stream)
-	require.NoError(f.t, err)
+	require.NoError(f.T, err)
+	r, err := dispatcher.NewRelay("orders", f.log, creator, cfg, dispatcher.WithLogger(dispatchertest.Logger(f.T)), dispatcher.WithBatchSize(7))
+	require.NoError(f.T, err)
+	pub, err := publish.NewJetStream(natstest.Connect(f.T, f.Srv.URL()), stream)
+	require.NoError(f.T, err)
 	return r, pub
 }
 
 func TestRelayRunOptions(t *testing.T) {
 	f := newFixture(t)
-	r, pub := f.newRelay(testConfig())
+	r, pub := f.newRelay(dispatchertest.Config())
 	f.append(25)
 	p := dispatcher.NewProgress(dispatcher.NewTracker(dispatcher.State{}))
 
@@ -55,7 +56,7 @@ func TestRelayRunOptions(t *testing.T) {
 	stop := make(chan struct{})
 	close(stop)
 	require.NoError(t, r.Deliver(ctx(t), pub, p, stop, dispatcher.RunOptions{}))
-	assert.Equal(t, natstest.Range(1, 25), natstest.Seqs(f.stream()))
+	assert.Equal(t, natstest.Range(1, 25), natstest.Seqs(f.Messages()))
 }
 
 // TestRelayResumesFromAStaleTracker: a retried activity starts from the
@@ -63,7 +64,7 @@ func TestRelayRunOptions(t *testing.T) {
 // is published twice.
 func TestRelayResumesFromAStaleTracker(t *testing.T) {
 	f := newFixture(t)
-	r, pub := f.newRelay(testConfig())
+	r, pub := f.newRelay(dispatchertest.Config())
 	f.append(12)
 	stale := dispatcher.NewTracker(dispatcher.State{})
 	require.NoError(t, r.Deliver(ctx(t), pub, dispatcher.NewProgress(stale), nil, dispatcher.RunOptions{MaxEvents: 12}))
@@ -75,12 +76,12 @@ func TestRelayResumesFromAStaleTracker(t *testing.T) {
 	assert.EqualValues(t, 15, st.LastAckedSeqNum)
 	assert.EqualValues(t, 3, st.Published)
 	assert.Zero(t, st.Duplicates)
-	assert.Equal(t, natstest.Range(1, 15), natstest.Seqs(f.stream()))
+	assert.Equal(t, natstest.Range(1, 15), natstest.Seqs(f.Messages()))
 }
 
 func TestRelayCancelled(t *testing.T) {
 	f := newFixture(t)
-	r, pub := f.newRelay(testConfig())
+	r, pub := f.newRelay(dispatchertest.Config())
 	c, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := r.Deliver(c, pub, dispatcher.NewProgress(dispatcher.Tracker{}), nil, dispatcher.RunOptions{})

@@ -1,18 +1,13 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"fmt"
-	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -20,12 +15,12 @@ import (
 	"github.com/seqrelay/seqrelay/eventlog"
 	"github.com/seqrelay/seqrelay/eventlog/postgres"
 	"github.com/seqrelay/seqrelay/eventlog/postgres/pgtest"
+	"github.com/seqrelay/seqrelay/internal/dispatchertest"
 	"github.com/seqrelay/seqrelay/internal/natsrv"
 	"github.com/seqrelay/seqrelay/internal/natstest"
-	"github.com/seqrelay/seqrelay/publish"
 )
 
-const stream = "EVENTS"
+const stream = dispatchertest.Stream
 
 // db is one test's database: a fresh schema, and a URL whose connections
 // carry an application_name unique to the test.
@@ -47,7 +42,7 @@ func newDB(t *testing.T) *db {
 // open opens a log on the test's schema, creating the tables.
 func (d *db) open(opts ...postgres.Option) *postgres.Log {
 	d.t.Helper()
-	opts = append([]postgres.Option{postgres.WithMigrate(), postgres.WithLogger(testLogger(d.t))}, opts...)
+	opts = append([]postgres.Option{postgres.WithMigrate(), postgres.WithLogger(dispatchertest.Logger(d.t))}, opts...)
 	l, err := postgres.Open(ctx(d.t), d.url, opts...)
 	require.NoError(d.t, err)
 	d.t.Cleanup(func() { l.Close() })
@@ -114,92 +109,37 @@ func (d *db) listening() bool {
 	return err == nil && n > 0
 }
 
-func ctx(t testing.TB) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t testing.TB) context.Context { return dispatchertest.Context(t) }
 
-// testConfig is fast enough for tests and slow enough for a loaded machine.
-func testConfig() dispatcher.Config {
-	return dispatcher.Config{
-		CheckpointInterval: 20 * time.Millisecond,
-		CheckpointTimeout:  5 * time.Second,
-		StallTimeout:       5 * time.Second,
-		StallCheckInterval: 50 * time.Millisecond,
-		ProcessInterval:    5 * time.Millisecond,
-		SeekTimeout:        5 * time.Second,
-		BaseRetryInterval:  20 * time.Millisecond,
-		MaxRetryInterval:   200 * time.Millisecond,
-	}
-}
+func testConfig() dispatcher.Config { return dispatchertest.Config() }
 
-// relay is an embedded NATS server with a stream, and the test's own
-// connection for reading it back.
-type relay struct {
-	t   *testing.T
-	srv *natsrv.Server
-	nc  *nats.Conn
-}
+// relay is the target of delivery tests: an embedded NATS server with the
+// stream (see dispatchertest.Target).
+type relay struct{ *dispatchertest.Target }
 
 func newRelay(t *testing.T) *relay {
 	t.Helper()
-	srv := natstest.Start(t)
-	nc := natstest.Connect(t, srv.URL())
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	_, _, err = publish.EnsureStream(ctx(t), js, publish.StreamConfig{Name: stream, Subjects: publish.DefaultSubjects})
-	require.NoError(t, err)
-	return &relay{t: t, srv: srv, nc: nc}
+	return &relay{dispatchertest.NewTarget(t, natsrv.Options{})}
 }
 
 // dispatcher starts a dispatcher with ID id over log; the test stops it.
 func (r *relay) dispatcher(log eventlog.Log, id string, cfg dispatcher.Config) *dispatcher.Dispatcher {
-	r.t.Helper()
-	nc := natstest.Connect(r.t, r.srv.URL())
-	pub, err := publish.NewJetStream(nc, stream)
-	require.NoError(r.t, err)
-	w, err := eventlog.NewWatcher(log, id)
-	require.NoError(r.t, err)
-	creator, err := dispatcher.NewSubjectCreator(publish.DefaultSubjectPrefix)
-	require.NoError(r.t, err)
-	d, err := dispatcher.New(pub, w, creator, cfg, dispatcher.WithLogger(testLogger(r.t)))
-	require.NoError(r.t, err)
-	require.NoError(r.t, d.Start(ctx(r.t)))
-	r.t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = d.Stop(c)
-	})
+	r.T.Helper()
+	d := r.Dispatcher(log, dispatchertest.Options{ID: id, Config: cfg})
+	require.NoError(r.T, d.Start(ctx(r.T)))
 	return d
 }
 
-func (r *relay) messages() []natstest.Message { return natstest.ReadStream(r.t, r.nc, stream) }
+func (r *relay) messages() []natstest.Message { return r.Messages() }
 
-func (r *relay) js() jetstream.JetStream {
-	js, err := jetstream.New(r.nc)
-	require.NoError(r.t, err)
-	return js
-}
+func (r *relay) js() jetstream.JetStream { return r.JS() }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	require.Eventually(t, cond, time.Minute, 5*time.Millisecond, "waiting for %s", what)
+	dispatchertest.WaitFor(t, what, cond)
 }
 
 func waitAcked(t *testing.T, d *dispatcher.Dispatcher, seq uint64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("acknowledgement of event %d", seq), func() bool { return d.State().LastAckedSeqNum >= seq })
-}
-
-// testLogger sends logs to the test log.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
+	dispatchertest.WaitAcked(t, d, seq)
 }
