@@ -186,23 +186,23 @@ func TestRunRefusesBadStoresAndFlags(t *testing.T) {
 // TestRunDeliversUntilInterrupted runs the main job against a NATS server,
 // appends with the append command while it runs, and interrupts it.
 func TestRunDeliversUntilInterrupted(t *testing.T) {
-	srv := natstest.Start(t)
-	data := t.TempDir()
-	store := filepath.Join(data, "events.db")
+	store := filepath.Join(t.TempDir(), "events.db")
 	require.Equal(t, 0, run(t, "", "append", "--store", store, "--type", "first").code)
+	out := runDelivers(t, store)
+	assert.Contains(t, out, "stream:     ORDERS (created, subjects orders.>")
+}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errb syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"run", "--store", store, "--nats", srv.URL(), "--stream", "ORDERS",
-			"--subjects", "orders.>", "--subject-prefix", "orders", "--checkpoint-interval", "50ms", "--id", "o1"},
-			strings.NewReader(""), &out, &errb)
-	}()
-	waitFor(t, func() bool { return strings.Contains(out.String(), "delivering from event 1") })
-	assert.Contains(t, out.String(), "stream:     ORDERS (created, subjects orders.>")
-	assert.Contains(t, out.String(), "nats:       "+srv.URL())
+// runDelivers runs `seqrelay run` on a store that holds one event, appends
+// 50 more with `seqrelay append` while it runs, waits until the stream
+// holds all 51, interrupts it, checks the stream and the final status, and
+// returns what run printed.
+func runDelivers(t *testing.T, store string, extra ...string) string {
+	t.Helper()
+	srv := natstest.Start(t)
+	b := startBackground(t, append([]string{"run", "--store", store, "--nats", srv.URL(), "--stream", "ORDERS",
+		"--subjects", "orders.>", "--subject-prefix", "orders", "--checkpoint-interval", "50ms", "--id", "o1"}, extra...)...)
+	b.waitFor(t, "delivering from event 1")
+	assert.Contains(t, b.out.String(), "nats:       "+srv.URL())
 
 	var lines strings.Builder
 	for i := range 50 {
@@ -210,25 +210,20 @@ func TestRunDeliversUntilInterrupted(t *testing.T) {
 	}
 	r := run(t, lines.String(), "append", "--store", store)
 	require.Equal(t, 0, r.code, r.err)
+	assert.Equal(t, "appended 50 events: 2-51\n", r.out)
 
-	nc := natstest.Connect(t, srv.URL())
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(natstest.Connect(t, srv.URL()))
 	require.NoError(t, err)
 	waitFor(t, func() bool {
 		rep, err := verify.Stream(context.Background(), js, "ORDERS")
 		return err == nil && rep.Messages == 51
 	})
-	cancel()
-	select {
-	case code := <-done:
-		assert.Equal(t, 0, code, errb.String())
-	case <-time.After(time.Minute):
-		t.Fatal("run did not stop on interrupt")
-	}
-	assert.Contains(t, out.String(), "stopped: acked 51, observed 51, checkpoint 51")
+	assert.Equal(t, 0, b.stop(t), b.err.String())
+	assert.Contains(t, b.out.String(), "stopped: acked 51, observed 51, checkpoint 51")
 	rep, err := verify.Stream(context.Background(), js, "ORDERS")
 	require.NoError(t, err)
 	assert.True(t, rep.ExactlyOnce(1, 51), rep.String())
+	return b.out.String()
 }
 
 func TestDemo(t *testing.T) {

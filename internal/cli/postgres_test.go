@@ -1,20 +1,14 @@
 package cli
 
 import (
-	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seqrelay/seqrelay/eventlog/postgres/pgtest"
-	"github.com/seqrelay/seqrelay/internal/natstest"
-	"github.com/seqrelay/seqrelay/internal/verify"
 )
 
 // pgStore returns a postgres:// store URL on a fresh schema of the test's.
@@ -37,45 +31,8 @@ func TestPostgresAppendRunPrune(t *testing.T) {
 	require.Equal(t, 0, r.code, r.err)
 	assert.Equal(t, "appended event 1\n", r.out)
 
-	srv := natstest.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errb syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"run", "--store", store, "--migrate", "--nats", srv.URL(), "--stream", "ORDERS",
-			"--subjects", "orders.>", "--subject-prefix", "orders", "--checkpoint-interval", "50ms", "--id", "o1"},
-			strings.NewReader(""), &out, &errb)
-	}()
-	waitFor(t, func() bool { return strings.Contains(out.String(), "delivering from event 1") })
-	assert.Contains(t, out.String(), "store:      postgres://postgres@127.0.0.1")
-
-	var lines strings.Builder
-	for i := range 50 {
-		fmt.Fprintf(&lines, `{"type":"order.created","payload":{"n":%d}}`+"\n", i)
-	}
-	r = run(t, lines.String(), "append", "--store", store)
-	require.Equal(t, 0, r.code, r.err)
-	assert.Equal(t, "appended 50 events: 2-51\n", r.out)
-
-	nc := natstest.Connect(t, srv.URL())
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	waitFor(t, func() bool {
-		rep, err := verify.Stream(context.Background(), js, "ORDERS")
-		return err == nil && rep.Messages == 51
-	})
-	cancel()
-	select {
-	case code := <-done:
-		assert.Equal(t, 0, code, errb.String())
-	case <-time.After(time.Minute):
-		t.Fatal("run did not stop on interrupt")
-	}
-	assert.Contains(t, out.String(), "stopped: acked 51, observed 51, checkpoint 51")
-	rep, err := verify.Stream(context.Background(), js, "ORDERS")
-	require.NoError(t, err)
-	assert.True(t, rep.ExactlyOnce(1, 51), rep.String())
+	out := runDelivers(t, store, "--migrate")
+	assert.Contains(t, out, "store:      postgres://postgres@127.0.0.1")
 
 	r = run(t, "", "prune", "--store", store)
 	require.Equal(t, 0, r.code, r.err)
