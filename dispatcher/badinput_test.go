@@ -17,7 +17,9 @@ import (
 	"github.com/seqrelay/seqrelay/publish"
 )
 
-func TestNewRejectsNilDependenciesByName(t *testing.T) {
+// validDeps returns a publisher, a watcher and a creator that New accepts.
+func validDeps(t *testing.T) (dispatcher.Publisher, dispatcher.Watcher, dispatcher.MessageCreator) {
+	t.Helper()
 	srv := natstest.Start(t)
 	pub, err := publish.NewJetStream(natstest.Connect(t, srv.URL()), stream)
 	require.NoError(t, err)
@@ -25,6 +27,11 @@ func TestNewRejectsNilDependenciesByName(t *testing.T) {
 	require.NoError(t, err)
 	creator, err := dispatcher.NewSubjectCreator("x")
 	require.NoError(t, err)
+	return pub, w, creator
+}
+
+func TestNewRejectsNilDependenciesByName(t *testing.T) {
+	pub, w, creator := validDeps(t)
 	var nilWatcher *eventlog.Watcher
 
 	for _, tc := range []struct {
@@ -48,15 +55,8 @@ func TestNewRejectsNilDependenciesByName(t *testing.T) {
 }
 
 func TestNewRejectsInvalidConfigAndOptions(t *testing.T) {
-	srv := natstest.Start(t)
-	pub, err := publish.NewJetStream(natstest.Connect(t, srv.URL()), stream)
-	require.NoError(t, err)
-	w, err := eventlog.NewWatcher(eventlog.NewMemory(), "orders")
-	require.NoError(t, err)
-	creator, err := dispatcher.NewSubjectCreator("x")
-	require.NoError(t, err)
-
-	_, err = dispatcher.New(pub, w, creator, dispatcher.Config{BaseRetryInterval: time.Minute, MaxRetryInterval: time.Second})
+	pub, w, creator := validDeps(t)
+	_, err := dispatcher.New(pub, w, creator, dispatcher.Config{BaseRetryInterval: time.Minute, MaxRetryInterval: time.Second})
 	require.ErrorIs(t, err, dispatcher.ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "MaxRetryInterval")
 
@@ -69,6 +69,7 @@ func TestNewRejectsInvalidConfigAndOptions(t *testing.T) {
 		{dispatcher.WithPoisonPolicy("drop"), `unknown poison policy "drop"`},
 		{dispatcher.WithDeadLetterSubject("a..b"), "dead-letter subject"},
 		{dispatcher.WithLogger(nil), "logger"},
+		{dispatcher.WithWriterID(""), "writer ID"},
 	} {
 		_, err := dispatcher.New(pub, w, creator, dispatcher.Config{}, tc.opt)
 		require.Error(t, err)

@@ -56,9 +56,6 @@ func NewJetStream(nc *nats.Conn, stream string) (*JetStream, error) {
 	return &JetStream{nc: nc, js: js, stream: stream}, nil
 }
 
-// Stream returns the stream's name.
-func (p *JetStream) Stream() string { return p.stream }
-
 // Begin implements dispatcher.Publisher: it finds the stream's newest
 // message and opens a session that chains onto it.
 func (p *JetStream) Begin(ctx context.Context) (dispatcher.Session, error) {
