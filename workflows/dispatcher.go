@@ -43,8 +43,6 @@ type run struct {
 	t   dispatcher.Tracker
 	st  Status
 
-	halted bool
-
 	batch        workflow.Future
 	cancelBatch  workflow.CancelFunc
 	batchStart   time.Time
@@ -95,7 +93,7 @@ func (w *run) loop() (Status, error) {
 				return w.continueAsNew()
 			}
 		}
-		if w.batch == nil && w.idleTimer == nil && !w.st.Paused && !w.st.Stopping && !w.halted {
+		if w.batch == nil && w.idleTimer == nil && !w.st.Paused && !w.st.Stopping && !w.st.Halted {
 			w.startBatch()
 		}
 		if w.batch != nil && w.stallTimer == nil {
@@ -135,8 +133,8 @@ func (w *run) drainSignals() {
 	}
 	for w.resume.ReceiveAsync(nil) {
 		w.st.Paused = false
-		if w.halted {
-			w.halted, w.st.Halted = false, false
+		if w.st.Halted {
+			w.st.Halted = false
 			workflow.GetLogger(w.ctx).Info("resumed after a halt: retrying", "resume_after", w.t.CheckpointTarget())
 		}
 	}
@@ -291,7 +289,7 @@ func (w *run) continueAsNew() (Status, error) {
 }
 
 func (w *run) halt(reason string) {
-	w.halted, w.st.Halted = true, true
+	w.st.Halted = true
 	w.st.LastError, w.st.LastErrorTime = reason, workflow.Now(w.ctx)
 	workflow.GetLogger(w.ctx).Error("delivery halted; fix the cause, then signal resume", "error", reason, "state", w.t.S)
 }

@@ -442,3 +442,37 @@ func TestInputValidation(t *testing.T) {
 		})
 	}
 }
+
+// A halted workflow that continues as new stays halted: the next run
+// starts no batch until resume.
+func (s *workflowSuite) TestHaltSurvivesContinueAsNew() {
+	s.onLoad(0, 0)
+	s.env.OnActivity(acts.DeliverBatch, mock.Anything, mock.Anything).Return(activities.DeliverBatchResult{},
+		temporal.NewNonRetryableApplicationError("event 1 cannot be delivered", activities.ErrTypePoisonEvent, nil))
+	s.at(time.Minute, func() {
+		s.True(s.query().Halted)
+		s.env.SetContinueAsNewSuggested(true)
+		// A workflow task, to notice the suggestion (not pause: it would carry too).
+		s.env.SignalWorkflow(activities.SignalBatchFailed, activities.BatchFailure{Error: "x"})
+	})
+	s.env.ExecuteWorkflow(workflows.DispatcherWorkflow, input())
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errors.As(s.env.GetWorkflowError(), &can), "%v", s.env.GetWorkflowError())
+	var next workflows.Input
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Require().True(next.Carry.Status.Halted)
+	s.Require().False(next.Carry.Status.Paused)
+
+	env := s.NewTestWorkflowEnvironment()
+	worker.Register(env, &activities.Activities{})
+	batches := 0
+	env.OnActivity(acts.DeliverBatch, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.DeliverBatchInput) (activities.DeliverBatchResult, error) {
+			batches++
+			return activities.DeliverBatchResult{}, nil
+		}).Maybe()
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalStop, nil) }, time.Hour)
+	env.ExecuteWorkflow(workflows.DispatcherWorkflow, next)
+	s.Require().NoError(env.GetWorkflowError())
+	s.Zero(batches, "a halted dispatcher starts no batch after continue-as-new")
+}
